@@ -1,0 +1,33 @@
+// Registry of `vortex` subcommands. Each tools/vortex/cmd_<name>.cpp registers itself with
+// VORTEX_REGISTER_COMMAND, so subcommands land independently of main.cpp.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace vortex::cli {
+
+/// Adds a subcommand to `app`. The callback it installs returns the process exit code through
+/// `*exit_code`.
+using CommandSetup = std::function<void(CLI::App& app, int* exit_code)>;
+
+struct CommandEntry {
+  std::string name;
+  int order;  ///< position in --help (lower first)
+  CommandSetup setup;
+};
+
+std::vector<CommandEntry>& command_registry();
+
+struct CommandRegistrar {
+  CommandRegistrar(std::string name, int order, CommandSetup setup) {
+    command_registry().push_back({std::move(name), order, std::move(setup)});
+  }
+};
+
+}  // namespace vortex::cli
+
+#define VORTEX_REGISTER_COMMAND(name, order, fn) \
+  static ::vortex::cli::CommandRegistrar vortex_command_registrar_##name(#name, order, fn)
