@@ -81,7 +81,8 @@ void pack_q5(const int* q, uint8_t* qh4, uint8_t* qs16) {
   uint32_t qh = 0;
   for (int e = 0; e < 32; ++e) qh |= static_cast<uint32_t>(q[e] >> 4) << e;
   std::memcpy(qh4, &qh, 4);
-  for (int j = 0; j < 16; ++j) qs16[j] = static_cast<uint8_t>((q[j] & 15) | ((q[j + 16] & 15) << 4));
+  for (int j = 0; j < 16; ++j)
+    qs16[j] = static_cast<uint8_t>((q[j] & 15) | ((q[j + 16] & 15) << 4));
 }
 
 TEST(Dequant, Q5_0AndQ5_1) {
@@ -215,11 +216,11 @@ TEST(Dequant, MatchesGgufPythonPackageBitExactly) {
     std::vector<int> f16_fields;  // byte offsets of fp16 scale fields in a block
   };
   const Case cases[] = {
-      {GgmlType::kF32, "F32", {}},         {GgmlType::kF16, "F16", {}},
-      {GgmlType::kBF16, "BF16", {}},       {GgmlType::kQ4_0, "Q4_0", {0}},
-      {GgmlType::kQ4_1, "Q4_1", {0, 2}},   {GgmlType::kQ5_0, "Q5_0", {0}},
-      {GgmlType::kQ5_1, "Q5_1", {0, 2}},   {GgmlType::kQ8_0, "Q8_0", {0}},
-      {GgmlType::kQ4_K, "Q4_K", {0, 2}},   {GgmlType::kQ5_K, "Q5_K", {0, 2}},
+      {GgmlType::kF32, "F32", {}},       {GgmlType::kF16, "F16", {}},
+      {GgmlType::kBF16, "BF16", {}},     {GgmlType::kQ4_0, "Q4_0", {0}},
+      {GgmlType::kQ4_1, "Q4_1", {0, 2}}, {GgmlType::kQ5_0, "Q5_0", {0}},
+      {GgmlType::kQ5_1, "Q5_1", {0, 2}}, {GgmlType::kQ8_0, "Q8_0", {0}},
+      {GgmlType::kQ4_K, "Q4_K", {0, 2}}, {GgmlType::kQ5_K, "Q5_K", {0, 2}},
       {GgmlType::kQ6_K, "Q6_K", {208}},
   };
   testing::TempDir dir;
@@ -258,9 +259,9 @@ TEST(Dequant, MatchesGgufPythonPackageBitExactly) {
       const bool both_nan = std::isnan(bits_f32(r)) && std::isnan(ours[i][e]);
       if (r != o && !both_nan) {
         if (mismatches++ < 5) {
-          ADD_FAILURE() << cases[i].name << " element " << e << ": ours " << ours[i][e]
-                        << " (0x" << std::hex << o << ") vs gguf " << bits_f32(r) << " (0x" << r
-                        << std::dec << ")";
+          ADD_FAILURE() << cases[i].name << " element " << e << ": ours " << ours[i][e] << " (0x"
+                        << std::hex << o << ") vs gguf " << bits_f32(r) << " (0x" << r << std::dec
+                        << ")";
         }
       }
     }

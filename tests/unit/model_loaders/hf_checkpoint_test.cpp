@@ -222,7 +222,8 @@ TEST(HfCheckpoint, ReadsTokenizerFilesAndGenerationConfig) {
   ModelConfig c = tiny_qwen3();
   c.tie_embeddings = true;
   ASSERT_TRUE(save_safetensors(d, random_weights(c, 2), c).is_ok());
-  testing::write_text(d + "/generation_config.json", R"({"eos_token_id": [3, 4], "bos_token_id": 1})");
+  testing::write_text(d + "/generation_config.json",
+                      R"({"eos_token_id": [3, 4], "bos_token_id": 1})");
   testing::write_text(d + "/tokenizer_config.json",
                       R"({"add_bos_token": true, "chat_template": "{{ messages }}"})");
   testing::write_text(d + "/tokenizer.json", "{}");
@@ -298,7 +299,8 @@ TEST(HfCheckpoint, HostileIndexIsRejected) {
   ASSERT_FALSE(ck);
   EXPECT_NE(ck.status().message().find("same directory"), std::string::npos);
 
-  testing::write_text(index, R"({"weight_map": {"nope.weight": "model-00001-of-00002.safetensors"}})");
+  testing::write_text(index,
+                      R"({"weight_map": {"nope.weight": "model-00001-of-00002.safetensors"}})");
   ck = load_checkpoint(d);
   ASSERT_FALSE(ck);
   EXPECT_NE(ck.status().message().find("'nope.weight'"), std::string::npos);

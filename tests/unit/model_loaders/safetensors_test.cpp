@@ -1,13 +1,12 @@
 // Safetensors writer and parser: round trips in F32 / F16 / BF16, metadata, and clean errors for
 // corrupt headers.
-#include "vortex/model/safetensors_file.h"
-
 #include <gtest/gtest.h>
 
 #include <random>
 
 #include "test_files.h"
 #include "vortex/core/dtype.h"
+#include "vortex/model/safetensors_file.h"
 #include "vortex/model/safetensors_writer.h"
 
 namespace vortex {
@@ -48,10 +47,9 @@ TEST(Safetensors, RoundTripsEveryStoredDtype) {
       auto back = f->load_f32(*info);
       ASSERT_TRUE(back) << back.status().to_string();
       for (int64_t i = 0; i < t.numel(); ++i) {
-        const float want = dt == DType::kF32 ? t.data_as<float>()[i]
-                           : dt == DType::kF16
-                               ? f16_to_f32(f32_to_f16(t.data_as<float>()[i]))
-                               : bf16_to_f32(f32_to_bf16(t.data_as<float>()[i]));
+        const float want = dt == DType::kF32   ? t.data_as<float>()[i]
+                           : dt == DType::kF16 ? f16_to_f32(f32_to_f16(t.data_as<float>()[i]))
+                                               : bf16_to_f32(f32_to_bf16(t.data_as<float>()[i]));
         ASSERT_EQ(back->data_as<float>()[i], want) << name << "[" << i << "]";
       }
     }

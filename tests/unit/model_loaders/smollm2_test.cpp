@@ -83,13 +83,13 @@ TEST_F(SmolLM2, LoadsFullyAndMatchesGgufPackage) {
   if (py.empty()) GTEST_SKIP() << "no .venv; skipping the gguf package cross-check";
   testing::TempDir dir;
   const std::vector<std::pair<std::string, std::string>> names = {
-      {"token_embd.weight", "token_embd"},       // Q8_0
-      {"blk.0.attn_q.weight", "blk.0.attn_q"},   // Q4_1
+      {"token_embd.weight", "token_embd"},      // Q8_0
+      {"blk.0.attn_q.weight", "blk.0.attn_q"},  // Q4_1
       {"blk.17.ffn_down.weight", "blk.17.ffn_down"},
       {"blk.29.attn_norm.weight", "blk.29.attn_norm"},  // F32
   };
-  std::string cmd = py + " " + VORTEX_SOURCE_DIR +
-                    "/tests/unit/model_loaders/gguf_tensor_reference.py " + path_;
+  std::string cmd =
+      py + " " + VORTEX_SOURCE_DIR + "/tests/unit/model_loaders/gguf_tensor_reference.py " + path_;
   for (const auto& [g, c] : names) cmd += " " + g + ":" + dir.file(c + ".f32");
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   for (const auto& [g, c] : names) {
@@ -128,9 +128,9 @@ TEST_F(SmolLM2, TruncatedCopiesFailCleanly) {
   auto g = GgufFile::open(path_);
   ASSERT_TRUE(g);
   const uint64_t data = g->data_offset(), size = g->file_size();
-  const uint64_t cuts[] = {0,        3,         4,          23,        24,       100,
-                           1000,     100000,    1500000,    data - 1,  data,     data + 4096,
-                           size / 2, size - 32, size - 1};
+  const uint64_t cuts[] = {0,    3,           4,        23,        24,
+                           100,  1000,        100000,   1500000,   data - 1,
+                           data, data + 4096, size / 2, size - 32, size - 1};
   std::ifstream in(path_, std::ios::binary);
   std::vector<char> buf(static_cast<size_t>(size));
   in.read(buf.data(), static_cast<std::streamsize>(size));
