@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "test_support.h"
 
@@ -63,6 +64,31 @@ TEST(Tokenizer, CachedAndUncachedWordsAgree) {
   for (int i = 0; i < 30; ++i) long_word += word;
   const std::vector<int32_t> got = tok.encode(long_word);
   EXPECT_EQ(got, test::reference_bpe(tok, kMerges, byte_ids(tok, long_word)));
+}
+
+TEST(Tokenizer, ConcurrentEncodesAgreeWithSerialOnes) {
+  // encode is const and shares the word cache and the PCRE2 code between threads.
+  const Tokenizer tok = make(test::synthetic_spec(kMerges, {"<|end|>"}, "llama3"));
+  std::mt19937 rng(17);
+  std::vector<std::string> texts;
+  for (int i = 0; i < 200; ++i) texts.push_back(test::random_utf8(rng, 40) + "<|end|> ab ca");
+  std::vector<std::vector<int32_t>> serial;
+  {
+    const Tokenizer fresh = make(test::synthetic_spec(kMerges, {"<|end|>"}, "llama3"));
+    for (const std::string& t : texts) serial.push_back(fresh.encode(t));
+  }
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(4, 0);
+  for (int w = 0; w < 4; ++w) {
+    threads.emplace_back([&, w] {
+      for (int rep = 0; rep < 3; ++rep) {
+        for (size_t i = 0; i < texts.size(); ++i)
+          mismatches[w] += tok.encode(texts[i]) != serial[i];
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
 }
 
 TEST(Tokenizer, SpecialTokensAreMatchedWholeAndLongestFirst) {
