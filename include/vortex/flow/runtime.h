@@ -30,9 +30,9 @@ struct BudgetParams {
   float topk_ratio = 0.0f;
   int32_t bos = 1;
   int32_t eos = 1;  ///< the last page (partial, no summary yet) is always selected, even when 0
-  std::vector<int32_t> layers_skip;          ///< dense layers
-  int32_t block_size = 16;                   ///< page size P the flow was written for
-  int32_t workload_chunk_size = 64;          ///< pages per indexer work item (CUDA worklist)
+  std::vector<int32_t> layers_skip;  ///< dense layers
+  int32_t block_size = 16;           ///< page size P the flow was written for
+  int32_t workload_chunk_size = 64;  ///< pages per indexer work item (CUDA worklist)
   std::shared_ptr<const PolicyExpr> policy;  ///< null: max(topk_val + bos + eos, floor(n * ratio))
 
   bool layer_is_dense(int32_t layer) const;
@@ -83,8 +83,8 @@ Status run_cache_flow_cpu(const FlowProgram& program, const BudgetParams& budget
 ///   q    [B, H_q, D] fp32, the current query of each request (after RoPE / q-norm)
 ///   pt   the batch's page tables (CSR)
 /// Rows within budget get all their pages. Writes `out` (resized).
-Status select_pages_cpu(const FlowProgram& program, const BudgetParams& budget,
-                        const KVCache& cache, int32_t layer, const float* q, int32_t num_q_heads,
-                        PageTableView pt, Selection* out);
+Status select_pages_cpu(const FlowProgram& program, const BudgetParams& budget, const KVCache& cache,
+                        int32_t layer, const float* q, int32_t num_q_heads, PageTableView pt,
+                        Selection* out);
 
 }  // namespace vortex::flow
