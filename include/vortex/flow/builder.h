@@ -31,6 +31,13 @@ namespace vortex::flow {
 
 namespace lang {
 
+// Everything a flow author needs comes with `using namespace vortex::flow::lang;`.
+using flow::ConstTensor;
+using flow::FieldDecl;
+using flow::FlowMode;
+using flow::ShapeEnv;
+using flow::Sym;
+
 class GraphBuilder;
 
 /// A tensor of a flow being built: a node of the cache or the indexer graph, or a field reference
