@@ -4,9 +4,10 @@
 # table last. Runs on the GPU machine from the repository root, over binaries built elsewhere
 # (tools/gpu/bundle.sh here, then carry build/gpu-bundle):
 #   tools/gpu/check.sh [--bundle DIR] [--out DIR] [--quick] [--no-peers] [--no-sanitize]
-#                      [--no-bench]
+#                      [--no-bench] [--budget SECONDS]
 # DIR defaults to build/gpu-bundle, else build/cuda (a cuda-preset build dir: gpu_tests/, bin/).
-# OUT defaults to $OUT (the device runner's output folder), else ./gpu-report.
+# OUT defaults to $OUT (the device runner's output folder), else ./gpu-report. Every stage gets
+# what is left of --budget (default 540 s, under a 10-minute command limit); the summary always runs.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -16,6 +17,7 @@ quick=0
 peers=1
 sanitize=1
 bench=1
+budget=540
 while [ $# -gt 0 ]; do
   case "$1" in
     --bundle) bundle="$2"; shift 2 ;;
@@ -24,6 +26,7 @@ while [ $# -gt 0 ]; do
     --no-peers) peers=0; shift ;;
     --no-sanitize) sanitize=0; shift ;;
     --no-bench) bench=0; shift ;;
+    --budget) budget="$2"; shift 2 ;;
     -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "check.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -37,6 +40,12 @@ if [ ! -d "$bundle/gpu_tests" ]; then
 fi
 mkdir -p "$out/tests" "$out/bench"
 t_start=$(date +%s)
+# left CAP: seconds this stage may take (at most CAP, what is left of the budget minus a margin).
+left() {
+  local rem=$(( budget - ($(date +%s) - t_start) - 15 ))
+  [ "$rem" -gt "$1" ] && rem=$1
+  echo "$rem"
+}
 
 # Libraries: the bundle's own, the CUDA toolkit's, and (fallback) the pip CUDA wheels of PyTorch.
 libdirs="$(cd "$bundle" && pwd)/lib"
@@ -81,7 +90,9 @@ for exe in "$bundle"/gpu_tests/*; do
     echo "{\"missing_libraries\": true}" > "$out/tests/$name.json"
     continue
   fi
-  timeout 300 "$exe" --gtest_output="json:$out/tests/$name.json" > "$out/tests/$name.log" 2>&1
+  lim=$(left 300)
+  if [ "$lim" -lt 10 ]; then echo "$name: skipped, time budget spent" | tee "$out/tests/$name.log"; continue; fi
+  timeout "$lim" "$exe" --gtest_output="json:$out/tests/$name.json" > "$out/tests/$name.log" 2>&1
   rc=$?
   echo "$name: exit $rc ($(grep -E '^\[  (PASSED|FAILED) ' "$out/tests/$name.log" | tr '\n' ' '))"
   echo "$rc" > "$out/tests/$name.rc"
@@ -93,7 +104,10 @@ if [ "$sanitize" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
   san() {  # san NAME FILTER
     local exe="$bundle/gpu_tests/$1"
     [ -x "$exe" ] || return 0
-    timeout 240 compute-sanitizer --tool memcheck --error-exitcode 99 "$exe" \
+    local lim
+    lim=$(left 120)
+    if [ "$lim" -lt 20 ]; then echo "sanitize $1: skipped, time budget spent"; return 0; fi
+    timeout "$lim" compute-sanitizer --tool memcheck --error-exitcode 99 "$exe" \
       --gtest_filter="$2" > "$out/tests/sanitize_$1.log" 2>&1
     local rc=$?
     echo "$rc" > "$out/tests/sanitize_$1.rc"
@@ -108,16 +122,16 @@ fi
 # 3. Kernel benchmark and 4. PyTorch peers, in the same run.
 qflag=""
 [ "$quick" = 1 ] && qflag="--quick"
-if [ "$bench" = 1 ] && [ -x "$bundle/bin/vortex_kernel_bench" ]; then
+if [ "$bench" = 1 ] && [ -x "$bundle/bin/vortex_kernel_bench" ] && [ "$(left 300)" -ge 30 ]; then
   echo "== vortex_kernel_bench $qflag"
-  timeout 420 "$bundle/bin/vortex_kernel_bench" $qflag --json "$out/bench/kernels.json" \
+  timeout "$(left 300)" "$bundle/bin/vortex_kernel_bench" $qflag --json "$out/bench/kernels.json" \
     --md "$out/bench/kernels.md" 2> "$out/bench/kernels.log"
   echo "exit $? ($(wc -l < "$out/bench/kernels.log") log lines)"
 fi
-if [ "$bench" = 1 ] && [ "$peers" = 1 ]; then
+if [ "$bench" = 1 ] && [ "$peers" = 1 ] && [ "$(left 240)" -ge 30 ]; then
   if $py -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
     echo "== PyTorch peers $qflag"
-    timeout 420 $py bench/peers/torch_decode_peer.py $qflag --json "$out/bench/peers.json" \
+    timeout "$(left 240)" $py bench/peers/torch_decode_peer.py $qflag --json "$out/bench/peers.json" \
       2> "$out/bench/peers.log"
     echo "exit $?"
   else
