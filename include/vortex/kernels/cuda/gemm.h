@@ -32,9 +32,10 @@ class Gemm {
   Status matmul(const __nv_bfloat16* x, const __nv_bfloat16* w, void* y, DType y_dtype, int64_t n,
                 int64_t m, int64_t k, float beta, cudaStream_t stream);
 
-  /// Plans a shape for pointers aligned to `alignment` bytes without running it, so that a later
-  /// matmul (for instance during graph capture) finds it cached.
-  Status prepare(int64_t n, int64_t m, int64_t k, DType y_dtype, uint32_t alignment = 256);
+  /// Plans the shape matmul(x, w, y, ...) would use, without running it, so that a later matmul
+  /// (for instance during graph capture) finds it cached.
+  Status prepare(const void* x, const void* w, const void* y, DType y_dtype, int64_t n, int64_t m,
+                 int64_t k);
 
   /// Number of cached plans (for tests).
   size_t cached_plans() const;

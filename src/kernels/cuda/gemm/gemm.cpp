@@ -45,11 +45,20 @@ using MatrixLayout = LtOwned<cublasLtMatrixLayout_t, cublasLtMatrixLayoutDestroy
 using Preference = LtOwned<cublasLtMatmulPreference_t, cublasLtMatmulPreferenceDestroy>;
 using LtHandle = LtOwned<cublasLtHandle_t, cublasLtDestroy>;
 
-uint32_t pointer_alignment(const void* p) {
-  const auto addr = reinterpret_cast<uintptr_t>(p);
+/// The largest power of two <= 256 dividing `value` (a byte address or a leading dimension).
+uint32_t alignment_of(uint64_t value) {
   uint32_t a = 256;
-  while (a > 2 && addr % a != 0) a /= 2;
+  while (a > 1 && value % a != 0) a /= 2;
   return a;
+}
+
+/// The alignment every column of every operand honours (base pointers and leading dimensions).
+uint32_t operand_alignment(const void* x, const void* w, const void* y, DType y_dtype, int64_t m,
+                           int64_t k) {
+  return std::min(
+      {alignment_of(reinterpret_cast<uintptr_t>(x)), alignment_of(reinterpret_cast<uintptr_t>(w)),
+       alignment_of(reinterpret_cast<uintptr_t>(y)), alignment_of(static_cast<uint64_t>(k) * 2),
+       alignment_of(static_cast<uint64_t>(m) * dtype_size(y_dtype))});
 }
 
 cudaDataType_t cuda_type(DType t) { return t == DType::kF32 ? CUDA_R_32F : CUDA_R_16BF; }
@@ -129,9 +138,11 @@ Expected<std::unique_ptr<Gemm>> Gemm::create(Allocator& alloc, size_t workspace_
 
 size_t Gemm::cached_plans() const { return impl_->plans.size(); }
 
-Status Gemm::prepare(int64_t n, int64_t m, int64_t k, DType y_dtype, uint32_t alignment) {
+Status Gemm::prepare(const void* x, const void* w, const void* y, DType y_dtype, int64_t n,
+                     int64_t m, int64_t k) {
   if (n <= 0 || m <= 0 || k <= 0) return Status::ok();
-  VORTEX_ASSIGN_OR_RETURN(Impl::Plan * plan, impl_->plan(n, m, k, y_dtype, alignment));
+  VORTEX_ASSIGN_OR_RETURN(Impl::Plan * plan,
+                          impl_->plan(n, m, k, y_dtype, operand_alignment(x, w, y, y_dtype, m, k)));
   (void)plan;
   return Status::ok();
 }
@@ -142,9 +153,8 @@ Status Gemm::matmul(const __nv_bfloat16* x, const __nv_bfloat16* w, void* y, DTy
   VORTEX_CHECK(y_dtype == DType::kF32 || beta == 0.0f);
   if (n <= 0 || m <= 0) return Status::ok();
   VORTEX_CHECK(k > 0);
-  const uint32_t alignment =
-      std::min({pointer_alignment(x), pointer_alignment(w), pointer_alignment(y)});
-  VORTEX_ASSIGN_OR_RETURN(Impl::Plan * plan, impl_->plan(n, m, k, y_dtype, alignment));
+  VORTEX_ASSIGN_OR_RETURN(Impl::Plan * plan,
+                          impl_->plan(n, m, k, y_dtype, operand_alignment(x, w, y, y_dtype, m, k)));
   const float alpha = 1.0f;
   return lt_status(
       cublasLtMatmul(impl_->handle.get(), plan->desc.get(), &alpha, w, plan->a.get(), x,
