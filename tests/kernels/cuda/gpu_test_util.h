@@ -1,0 +1,89 @@
+// Shared helpers of the GPU kernel tests: skip without a device, RAII device arrays with
+// upload/download, NaN poisoning, bf16 host conversions, relative L2 error.
+#pragma once
+
+#include <cuda_runtime_api.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "vortex/core/allocator.h"
+#include "vortex/core/check.h"
+#include "vortex/core/cuda_allocator.h"
+#include "vortex/core/cuda_check.h"
+#include "vortex/core/dtype.h"
+
+namespace vortex::gpu_test {
+
+/// Skips the current test when no CUDA device is visible (CI builds the GPU tests but has no GPU).
+#define VORTEX_REQUIRE_GPU()                                                       \
+  do {                                                                             \
+    if (::vortex::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device here"; \
+  } while (0)
+
+/// A typed device array (RAII over a Buffer from the CUDA allocator).
+template <typename T>
+class DeviceArray {
+ public:
+  DeviceArray() = default;
+  explicit DeviceArray(size_t n) { resize(n); }
+  explicit DeviceArray(const std::vector<T>& host) { upload(host); }
+
+  void resize(size_t n) {
+    n_ = n;
+    if (n == 0) {
+      buf_.reset();
+      return;
+    }
+    auto alloc = cuda_allocator(0);
+    VORTEX_CHECK_OK(alloc.status());
+    auto b = Buffer::allocate(**alloc, n * sizeof(T));
+    VORTEX_CHECK_OK(b.status());
+    buf_ = std::move(*b);
+  }
+  void upload(const std::vector<T>& host) {
+    if (host.size() != n_) resize(host.size());
+    if (n_ > 0) {
+      VORTEX_CUDA_CHECK(
+          cudaMemcpy(buf_.data(), host.data(), n_ * sizeof(T), cudaMemcpyHostToDevice));
+    }
+  }
+  std::vector<T> download() const {
+    std::vector<T> host(n_);
+    if (n_ > 0) {
+      VORTEX_CUDA_CHECK(
+          cudaMemcpy(host.data(), buf_.data(), n_ * sizeof(T), cudaMemcpyDeviceToHost));
+    }
+    return host;
+  }
+  /// Fills every byte with 0xFF: NaN for f32 and bf16, -1 for integers.
+  void poison() {
+    if (n_ > 0) VORTEX_CUDA_CHECK(cudaMemset(buf_.data(), 0xFF, n_ * sizeof(T)));
+  }
+  T* data() const { return static_cast<T*>(buf_.data()); }
+  size_t size() const { return n_; }
+
+ private:
+  Buffer buf_;
+  size_t n_ = 0;
+};
+
+inline uint16_t to_bf16(float f) { return f32_to_bf16(f); }
+inline float from_bf16(uint16_t h) { return bf16_to_f32(h); }
+inline uint16_t bf16_nan() { return 0x7fc0; }
+
+/// ‖a − b‖ / ‖b‖ (‖b‖ = 0: ‖a‖), NaN anywhere gives +inf.
+inline double rel_l2(const std::vector<double>& a, const std::vector<double>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i]) || !std::isfinite(b[i])) return INFINITY;
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += b[i] * b[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+}  // namespace vortex::gpu_test
