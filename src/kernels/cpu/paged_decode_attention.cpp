@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kv_access.h"
+#include "parallel_for.h"
 #include "vortex/kernels/cpu/ops.h"
 
 namespace vortex::cpu {
@@ -71,8 +72,13 @@ void paged_decode_attention(const float* q, KVLayerView kv, DType kv_dtype, Page
   const int64_t num_rows = static_cast<int64_t>(pt.batch_size) * hkv;
   if (sel != nullptr) VORTEX_CHECK(sel->num_rows == num_rows);
 
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t row = 0; row < num_rows; ++row) {
+  // Work estimate: every visited token costs 2·G·D multiply-adds per row.
+  int64_t work = 0;
+  for (int64_t b = 0; b < pt.batch_size; ++b) {
+    work += int64_t{pt.page_indptr[b + 1] - pt.page_indptr[b]} * kv.page_size;
+  }
+  work *= int64_t{2} * num_q_heads * dim;
+  detail::parallel_for(num_rows, work, [&](int64_t row) {
     const int64_t b = row / hkv;
     const int32_t h = static_cast<int32_t>(row % hkv);
     const float* q_row = q + (b * num_q_heads + static_cast<int64_t>(h) * groups) * dim;  // [G, D]
@@ -101,7 +107,7 @@ void paged_decode_attention(const float* q, KVLayerView kv, DType kv_dtype, Page
       }
     }
     accum.finish(out_row);
-  }
+  });
 }
 
 }  // namespace vortex::cpu
