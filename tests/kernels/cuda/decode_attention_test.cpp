@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "attention_reference.h"
 #include "gpu_test_util.h"
 #include "vortex/kernels/cuda/paged_decode_attention.h"
 #if defined(VORTEX_HAVE_CPU_PAGED_ATTENTION)
@@ -107,7 +108,6 @@ std::vector<double> reference(const Problem& p, bool use_sel, double scale) {
   const int32_t g = p.h_q / p.h_kv;
   std::vector<double> out(static_cast<size_t>(p.batch) * p.h_q * p.dim, 0.0);
   for (int32_t b = 0; b < p.batch; ++b) {
-    const int32_t last_page = p.indptr[b + 1] > p.indptr[b] ? p.indices[p.indptr[b + 1] - 1] : -1;
     for (int32_t hq = 0; hq < p.h_q; ++hq) {
       const int32_t h = hq / g;
       std::vector<int32_t> pages;
@@ -115,37 +115,13 @@ std::vector<double> reference(const Problem& p, bool use_sel, double scale) {
         const int32_t r = b * p.h_kv + h;
         pages.assign(p.sel_indices.begin() + p.sel_indptr[r],
                      p.sel_indices.begin() + p.sel_indptr[r + 1]);
+        VORTEX_CHECK(pages.empty() || pages.back() == p.indices[p.indptr[b + 1] - 1]);
       } else {
         pages.assign(p.indices.begin() + p.indptr[b], p.indices.begin() + p.indptr[b + 1]);
       }
-      if (pages.empty()) continue;
-      const float* qv = &p.q[(static_cast<size_t>(b) * p.h_q + hq) * p.dim];
-      std::vector<double> s;
-      std::vector<std::pair<int32_t, int32_t>> toks;
-      for (size_t j = 0; j < pages.size(); ++j) {
-        const bool is_last = j + 1 == pages.size();
-        VORTEX_CHECK(!is_last || pages[j] == last_page);
-        const int32_t filled = is_last ? p.last[b] : p.page;
-        for (int32_t t = 0; t < filled; ++t) {
-          double acc = 0;
-          for (int32_t d = 0; d < p.dim; ++d) {
-            acc += static_cast<double>(qv[d]) *
-                   gpu_test::from_bf16(p.k[p.kv_index(pages[j], h, t, d)]);
-          }
-          s.push_back(acc * scale);
-          toks.emplace_back(pages[j], t);
-        }
-      }
-      const double mx = *std::max_element(s.begin(), s.end());
-      double sum = 0;
-      for (double& x : s) sum += (x = std::exp(x - mx));
-      double* o = &out[(static_cast<size_t>(b) * p.h_q + hq) * p.dim];
-      for (size_t i = 0; i < s.size(); ++i) {
-        for (int32_t d = 0; d < p.dim; ++d) {
-          o[d] += s[i] / sum *
-                  gpu_test::from_bf16(p.v[p.kv_index(toks[i].first, h, toks[i].second, d)]);
-        }
-      }
+      const size_t at = (static_cast<size_t>(b) * p.h_q + hq) * p.dim;
+      gpu_test::attention_row(p.k, p.v, p.h_kv, p.page, p.dim, pages, p.last[b], h, &p.q[at], scale,
+                              &out[at]);
     }
   }
   return out;

@@ -5,6 +5,7 @@
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -74,6 +75,41 @@ class DeviceArray {
 inline uint16_t to_bf16(float f) { return f32_to_bf16(f); }
 inline float from_bf16(uint16_t h) { return bf16_to_f32(h); }
 inline uint16_t bf16_nan() { return 0x7fc0; }
+
+/// A batch of page tables over a shuffled pool: request b has pages_per_request[b] pages with
+/// distinct physical ids, its last page holding 1..P tokens.
+struct HostPageTable {
+  std::vector<int32_t> indptr{0};  // [B + 1]
+  std::vector<int32_t> indices;    // [indptr[B]]
+  std::vector<int32_t> last;       // [B]
+  int32_t num_pages = 0;           // pool size
+  int32_t batch() const { return static_cast<int32_t>(last.size()); }
+  int32_t pages(int32_t b) const { return indptr[b + 1] - indptr[b]; }
+};
+
+inline HostPageTable random_page_table(const std::vector<int32_t>& pages_per_request,
+                                       int32_t page_size, std::mt19937_64& rng) {
+  HostPageTable t;
+  int64_t used = 0;
+  for (int32_t n : pages_per_request) used += n;
+  t.num_pages = static_cast<int32_t>(used + used / 8 + 1);
+  std::vector<int32_t> perm(t.num_pages);
+  for (int32_t i = 0; i < t.num_pages; ++i) perm[i] = i;
+  std::shuffle(perm.begin(), perm.end(), rng);
+  size_t next = 0;
+  for (int32_t n : pages_per_request) {
+    for (int32_t j = 0; j < n; ++j) t.indices.push_back(perm[next++]);
+    t.indptr.push_back(static_cast<int32_t>(t.indices.size()));
+    t.last.push_back(n == 0 ? 0 : 1 + static_cast<int32_t>(rng() % page_size));
+  }
+  return t;
+}
+
+/// Row page space offset of row (b, h) (the layout of scores, see row_topk.h).
+inline int64_t row_space_offset(const HostPageTable& t, int32_t num_kv_heads, int32_t b,
+                                int32_t h) {
+  return static_cast<int64_t>(t.indptr[b]) * num_kv_heads + static_cast<int64_t>(h) * t.pages(b);
+}
 
 /// ‖a − b‖ / ‖b‖ (‖b‖ = 0: ‖a‖), NaN anywhere gives +inf.
 inline double rel_l2(const std::vector<double>& a, const std::vector<double>& b) {

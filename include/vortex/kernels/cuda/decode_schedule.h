@@ -13,11 +13,7 @@
 
 #include <stdint.h>
 
-#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
-#define VORTEX_HD __host__ __device__ __forceinline__
-#else
-#define VORTEX_HD inline
-#endif
+#include "vortex/kernels/cuda/host_device.h"
 
 namespace vortex::gpu {
 

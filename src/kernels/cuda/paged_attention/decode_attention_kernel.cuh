@@ -49,6 +49,8 @@ struct Traits {
   static constexpr int kPipeBytes = kWarps * kStages * kStageBytes;
   static constexpr int kMergeFloats = kWarps * G * (D + 2);  // m, l, o of every warp
   static constexpr int kSmemBytes = kPipeBytes + kMergeFloats * 4;
+  // Residency the register allocation is sized for (3 x 68 KiB of shared memory fit an SM).
+  static constexpr int kMinBlocks = G <= 4 ? 3 : 2;
 };
 
 /// Row holding flattened offset `a` (32 probes per step across the warp).
@@ -252,7 +254,7 @@ __device__ __forceinline__ void process_segment(const Params& p, const RowInfo& 
 }
 
 template <int D, int G, typename T>
-__global__ void __launch_bounds__(Traits<D, G>::kThreads)
+__global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBlocks)
     attention_kernel(const __grid_constant__ Params p) {
   extern __shared__ __align__(16) unsigned char smem[];
   const int64_t total = row_space_total(p.rows);
