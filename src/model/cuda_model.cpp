@@ -112,6 +112,8 @@ StepArrays StepArrays::layout(const StepCapacity& cap) {
   a.tile_chunk = take(cap.tiles);
   a.tile_first = take(cap.tiles);
   a.completed = take(T);
+  a.completed_count = take(1);
+  a.group_indptr = take(2 * C + 1);
   a.page_indices = take(cap.pages);
   a.words = at;
   return a;
@@ -180,13 +182,17 @@ Status CudaModel::Impl::init_buffers() {
   VORTEX_RETURN_IF_ERROR(dev(sampled, R * 4));
   VORTEX_RETURN_IF_ERROR(dev(logprobs, R * 4));
   VORTEX_RETURN_IF_ERROR(dev(meta, arrays.words * 4));
+  VORTEX_RETURN_IF_ERROR(
+      dev(scores, static_cast<size_t>(capacity.pages) * static_cast<size_t>(c.num_kv_heads) * 4));
+  VORTEX_RETURN_IF_ERROR(dev(selected_acc, 16));
   // Zero once: graph padding and prev-token reads never see garbage.
   VORTEX_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(meta.data(), 0, meta.size(), stream));
   VORTEX_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sampled.data(), 0, sampled.size(), stream));
   for (int s = 0; s < 2; ++s) {
     VORTEX_ASSIGN_OR_RETURN(staging[s], detail::PinnedBuffer::allocate(arrays.words * 4));
     std::memset(staging[s].data(), 0, staging[s].size());
-    VORTEX_ASSIGN_OR_RETURN(results[s], detail::PinnedBuffer::allocate(R * 8));
+    // [R] tokens, [R] logprobs, one int64 counter of selected pages.
+    VORTEX_ASSIGN_OR_RETURN(results[s], detail::PinnedBuffer::allocate(R * 8 + 16));
     VORTEX_ASSIGN_OR_RETURN(staging_free[s], detail::CudaEvent::create(false));
     VORTEX_ASSIGN_OR_RETURN(step_done[s], detail::CudaEvent::create(false));
   }
@@ -329,9 +335,20 @@ Status CudaModel::launch(KVCache& cache, StepProfile* profile) {
         "the KV cache is not in memory of cuda:" + std::to_string(m.options.device) +
         "; build it with CudaModel::create_kv_cache");
   }
+  // Everything that allocates happens here, before a graph may be captured.
   if (step.shape.decode_rows > 0) {
     VORTEX_ASSIGN_OR_RETURN(gpu::PagedDecodeAttention * op, m.decode_attention_for(kc.page_size));
-    (void)op;
+    for (size_t k = 0; k < step.shape.ranges.size(); ++k) {
+      const detail::SparseFlow* f = step.shape.ranges[k].flow;
+      if (f == nullptr) continue;
+      if (op == nullptr) {
+        return unsupported(
+            "sparse decode needs the split-KV attention kernel, which does not "
+            "support this model's shape (head_dim 64/128, G <= 8, P >= 16)");
+      }
+      VORTEX_ASSIGN_OR_RETURN(gpu::SparsePlanner * planner, m.planner_for(k, f->chunk_pages));
+      (void)planner;
+    }
   }
   VORTEX_RETURN_IF_ERROR(m.stage_copies(step));
   detail::InflightStep inf;
@@ -339,6 +356,10 @@ Status CudaModel::launch(KVCache& cache, StepProfile* profile) {
   inf.real_samples = step.real_samples;
   inf.real_tokens = step.real_tokens;
   inf.sampled = step.shape.sample;
+  inf.candidate_pages = step.candidate_pages;
+  inf.padding_selected = step.padding_selected;
+  inf.sparse = std::any_of(step.shape.ranges.begin(), step.shape.ranges.end(),
+                           [](const detail::DecodeRange& r) { return r.flow != nullptr; });
   inf.logprobs = step.shape.logprobs;
   const bool profiling = profile != nullptr && profile->enabled;
   if (step.shape.graph && !profiling) {
@@ -357,6 +378,11 @@ Status CudaModel::launch(KVCache& cache, StepProfile* profile) {
       VORTEX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(out + m.capacity.chunks, m.logprobs.data(), R * 4,
                                                   cudaMemcpyDeviceToHost, m.stream));
     }
+  }
+  if (inf.sparse) {
+    VORTEX_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(out + 2 * m.capacity.chunks, m.selected_acc.data(),
+                                                sizeof(long long), cudaMemcpyDeviceToHost,
+                                                m.stream));
   }
   VORTEX_CUDA_RETURN_IF_ERROR(
       cudaEventRecord(m.step_done[static_cast<size_t>(step.slot)].get(), m.stream));
@@ -385,6 +411,12 @@ Status CudaModel::wait(CudaStepResult* result) {
   }
   result->stats = ForwardStats{};
   result->stats.tokens = inf.real_tokens;
+  if (inf.sparse) {
+    long long selected = 0;
+    std::memcpy(&selected, out + 2 * m.capacity.chunks, sizeof(selected));
+    result->stats.selected_pages = selected - inf.padding_selected;
+    result->stats.candidate_pages = inf.candidate_pages;
+  }
   result->graph_replayed = inf.graph;
   if (inf.profile != nullptr) {
     StepProfile& p = *inf.profile;

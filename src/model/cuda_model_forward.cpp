@@ -5,6 +5,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -106,8 +107,6 @@ Status CudaModel::Impl::enqueue_forward(const detail::StepShape& s, const KVCach
     auto it = decode_attention.find(P);
     if (it != decode_attention.end()) decode_op = &it->second;
   }
-  const PageTableView decode_pt{meta_ptr<int32_t>(a.page_indptr), meta_ptr<int32_t>(a.page_indices),
-                                meta_ptr<int32_t>(a.last_page_len), s.decode_rows};
   const int32_t causal_first = decode_op != nullptr ? s.decode_rows : 0;
   cuda::CausalAttentionBatch causal;
   causal.q_start = meta_ptr<int32_t>(a.q_start);
@@ -132,6 +131,13 @@ Status CudaModel::Impl::enqueue_forward(const detail::StepShape& s, const KVCach
   rp.n = T;
   rp.num_q_heads = c.num_q_heads;
 
+  const bool any_sparse =
+      std::any_of(s.ranges.begin(), s.ranges.end(),
+                  [](const detail::DecodeRange& r) { return r.flow != nullptr; });
+  if (any_sparse) {
+    VORTEX_CUDA_RETURN_IF_ERROR(
+        cudaMemsetAsync(selected_acc.data(), 0, selected_acc.size(), stream));
+  }
   mark(timing, Stage::kEmbedding);
   cuda::embedding_lookup(weights.embd, c.vocab_size, c.hidden_size, meta_ptr<int32_t>(a.tokens),
                          as<int32_t>(sampled), meta_ptr<int32_t>(a.prev_index), T, residual_p,
@@ -154,9 +160,17 @@ Status CudaModel::Impl::enqueue_forward(const detail::StepShape& s, const KVCach
     rp.k_norm = w.k_norm;
     rp.kv = kv;
     cuda::rope_append(rp, stream);
+    for (detail::SparseFlow* f : s.flows) {  // summaries of the pages this step completed
+      if (f->dense_layer[static_cast<size_t>(l)] != 0 || s.completed_max == 0) continue;
+      mark(timing, Stage::kCacheFlow);
+      VORTEX_RETURN_IF_ERROR(f->kernels->cache_flow(cache, l, meta_ptr<int32_t>(a.completed),
+                                                    meta_ptr<int32_t>(a.completed_count),
+                                                    s.completed_max, stream));
+    }
     mark(timing, Stage::kAttention);
     if (decode_op != nullptr) {
-      VORTEX_RETURN_IF_ERROR(decode_op->run(q_p, kv, decode_pt, nullptr, scale, attn_p, stream));
+      VORTEX_RETURN_IF_ERROR(sparse_attention(s, cache, l, decode_op, timing));
+      mark(timing, Stage::kAttention);
     }
     if (causal.num_tiles > 0) {
       cuda::causal_attention(q_p, kv, causal, c.num_q_heads, scale, attn_p, stream);
@@ -202,8 +216,13 @@ Status CudaModel::Impl::run_graph(const detail::StepShape& s, const KVCache& cac
   for (int32_t l = 0; l < cache.config().num_layers; ++l) {
     pools.push_back(cache.layer(l).k);
     pools.push_back(cache.layer(l).v);
+    for (size_t f = 0; f < cache.config().aux_fields.size(); ++f) {
+      pools.push_back(cache.aux(l, static_cast<int32_t>(f)).data);
+    }
   }
-  GraphKey key{s.decode_rows, page_size, s.logprobs, std::move(pools)};
+  std::vector<std::pair<const void*, int32_t>> ranges;
+  for (const detail::DecodeRange& r : s.ranges) ranges.emplace_back(r.flow, r.count);
+  GraphKey key{s.decode_rows, page_size, s.logprobs, std::move(pools), std::move(ranges)};
   auto it = graphs.find(key);
   if (it == graphs.end()) {
     VORTEX_RETURN_IF_ERROR(prepare_gemms(s));

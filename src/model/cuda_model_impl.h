@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -145,27 +146,55 @@ struct StepArrays {
   size_t sampling = 0;                                          // [C] SamplingRow
   size_t tile_chunk = 0, tile_first = 0;                        // [tiles]
   size_t completed = 0;                                         // [T] pages completed this step
-  size_t page_indices = 0;                                      // [pages]
+  size_t completed_count = 0;  // [1] how many of them (read on the device by graph replays)
+  size_t group_indptr = 0;     // [2C + 1] rebased page-table CSR of decode ranges after the first
+  size_t page_indices = 0;     // [pages]
   size_t words = 0;
   static StepArrays layout(const StepCapacity& cap);
 };
 
+/// One flow as the CUDA step runs it: budget arguments, dense layers and its kernels.
+struct SparseFlow {
+  const flow::SparseConfig* config = nullptr;
+  std::string name;
+  gpu::BudgetArgs args;
+  int32_t chunk_pages = 64;
+  std::vector<uint8_t> dense_layer;  // [layers] 1: runs dense attention, keeps no aux fields
+  int32_t sparse_layers = 0;
+  std::unique_ptr<CudaFlowKernels> kernels;
+};
+
+/// A contiguous range of decode rows attended the same way: dense (flow null) or by one flow.
+struct DecodeRange {
+  SparseFlow* flow = nullptr;
+  int32_t first = 0;         // first decode row (= chunk index)
+  int32_t count = 0;         // rows, graph padding included
+  int32_t page_offset = 0;   // page_indptr[first]
+  size_t indptr_offset = 0;  // words: CSR of the range rebased to 0 (page_indptr for range 0)
+  bool operator==(const DecodeRange& o) const {
+    return flow == o.flow && first == o.first && count == o.count;
+  }
+};
+
 /// The sizes that decide which kernels a step launches (and so which graph it can replay).
 struct StepShape {
-  int32_t tokens = 0;       // T rows (decode rows first)
-  int32_t decode_rows = 0;  // B_d: chunks of one token after a prefix, rows [0, B_d)
-  int32_t chunks = 0;       // C
-  int32_t tiles = 0;        // causal tiles: decode chunks' first (one each), then prefill
-  int32_t logit_rows = 0;   // R
-  int32_t completed = 0;    // pages completed this step
-  bool sample = false;      // run the sampler over the R rows
+  int32_t tokens = 0;               // T rows (decode rows first)
+  int32_t decode_rows = 0;          // B_d: chunks of one token after a prefix, rows [0, B_d)
+  int32_t chunks = 0;               // C
+  int32_t tiles = 0;                // causal tiles: decode chunks' first (one each), then prefill
+  int32_t logit_rows = 0;           // R
+  int32_t completed = 0;            // pages completed this step
+  int32_t completed_max = 0;        // bound the cache-flow kernels are launched for
+  std::vector<DecodeRange> ranges;  // decode rows [0, decode_rows) by attention kind
+  std::vector<SparseFlow*> flows;   // flows whose cache flow runs this step
+  bool sample = false;              // run the sampler over the R rows
   bool logprobs = false;
   bool graph = false;  // decode-only and padded to a bucket
 };
 
 /// Used extents of each staged array, for the host-to-device copies.
 struct StagedExtents {
-  int64_t tokens = 0, chunks = 0, pages = 0, tiles = 0, penalties = 0;
+  int64_t tokens = 0, chunks = 0, pages = 0, tiles = 0, penalties = 0, group_indptr = 0;
 };
 
 /// A planned step waiting for launch().
@@ -176,6 +205,8 @@ struct PlannedStep {
   std::vector<std::pair<PageTable*, int32_t>> commits;
   int32_t real_samples = 0;  // rows of the result (the rest is graph padding)
   int64_t real_tokens = 0;
+  int64_t candidate_pages = 0;   // pages dense attention would read for the sparse rows
+  int64_t padding_selected = 0;  // selections of graph padding rows (subtracted from the count)
   int32_t page_size = 0;
   bool logits_only = false;
 };
@@ -185,6 +216,9 @@ struct InflightStep {
   int slot = 0;
   int32_t real_samples = 0;
   int64_t real_tokens = 0;
+  int64_t candidate_pages = 0;
+  int64_t padding_selected = 0;
+  bool sparse = false;
   bool graph = false;
   bool sampled = false;
   bool logprobs = false;
@@ -256,8 +290,16 @@ struct CudaModel::Impl {
   // Attention.
   std::map<int32_t, gpu::PagedDecodeAttention> decode_attention;  // by page size
 
-  // Graphs by (bucket, page size, logprobs, every K/V pool pointer).
-  using GraphKey = std::tuple<int32_t, int32_t, bool, std::vector<const void*>>;
+  // Sparse decode: flows by config, a planner per (decode range, chunk size), page scores, and
+  // the device counter of selected pages.
+  std::map<const flow::SparseConfig*, std::unique_ptr<detail::SparseFlow>> flows;
+  std::map<std::pair<size_t, int32_t>, gpu::SparsePlanner> planners;
+  Buffer scores;        // row page space, [capacity.pages * H_kv] f32
+  Buffer selected_acc;  // [1] int64
+
+  // Graphs by (bucket, page size, logprobs, every K/V and aux pool pointer, decode ranges).
+  using GraphKey = std::tuple<int32_t, int32_t, bool, std::vector<const void*>,
+                              std::vector<std::pair<const void*, int32_t>>>;
   std::map<GraphKey, detail::CudaGraph> graphs;
   std::vector<int32_t> buckets;
   bool use_graphs = true;
@@ -273,7 +315,11 @@ struct CudaModel::Impl {
   // Helpers (cuda_model.cpp / cuda_model_forward.cpp / cuda_model_plan.cpp).
   Status init_buffers();
   Status grow_penalties(int64_t entries);
-  Status check_dense_only(const ForwardBatch& batch) const;
+  /// The SparseFlow of a chunk's config (resolved once), or null for dense attention.
+  Expected<detail::SparseFlow*> flow_for(const flow::SparseConfig* sparse);
+  Expected<gpu::SparsePlanner*> planner_for(size_t range, int32_t chunk_pages);
+  Status sparse_attention(const detail::StepShape& s, const KVCache& cache, int32_t layer,
+                          gpu::PagedDecodeAttention* op, detail::InflightStep* timing);
   int32_t bucket_for(int32_t batch) const;
   Status plan_step(const ForwardBatch& batch, std::span<const CudaSampleSpec> samples,
                    std::span<const int32_t> token_from_prev, bool logits_only);

@@ -50,7 +50,14 @@ void launch_fill(T* out, int64_t n, uint64_t stream_key, int64_t first, float me
   VORTEX_CUDA_CHECK(cudaGetLastError());
 }
 
+__global__ void accumulate_kernel(const int32_t* value, long long* acc) { *acc += *value; }
+
 }  // namespace
+
+void accumulate_count(const int32_t* value, long long* acc, cudaStream_t stream) {
+  accumulate_kernel<<<1, 1, 0, stream>>>(value, acc);
+  VORTEX_CUDA_CHECK(cudaGetLastError());
+}
 
 void fill_synthetic_bf16(__nv_bfloat16* out, int64_t n, uint64_t stream_key, int64_t first,
                          float mean, float half_width, cudaStream_t stream) {

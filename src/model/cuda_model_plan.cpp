@@ -65,7 +65,6 @@ Status CudaModel::Impl::plan_step(const ForwardBatch& batch,
   const auto& seqs = batch.seqs;
   const size_t C = seqs.size();
   if (C == 0) return invalid_argument("forward batch has no chunks");
-  VORTEX_RETURN_IF_ERROR(check_dense_only(batch));
   if (!token_from_prev.empty() && token_from_prev.size() != C) {
     return invalid_argument("token_from_prev has " + std::to_string(token_from_prev.size()) +
                             " entries for " + std::to_string(C) + " chunks");
@@ -76,9 +75,12 @@ Status CudaModel::Impl::plan_step(const ForwardBatch& batch,
     return invalid_argument("plan: " + std::to_string(samples.size()) + " sample specs for " +
                             std::to_string(want) + " chunks with want_logits");
   }
-  // Checks (as CpuModel's plan) and the order: decode chunks first, then prefill chunks.
+  // Checks (as CpuModel's plan) and the order: decode chunks first, grouped into ranges by how
+  // they are attended (dense, or one range per flow), then prefill chunks.
   int32_t P = 0;
-  std::vector<size_t> order;
+  std::vector<detail::SparseFlow*> chunk_flow(C, nullptr);
+  std::vector<detail::SparseFlow*> range_flows;
+  std::vector<std::vector<size_t>> range_chunks;
   std::vector<size_t> prefill;
   int64_t T = 0, pages_total = 0;
   for (size_t i = 0; i < C; ++i) {
@@ -118,17 +120,30 @@ Status CudaModel::Impl::plan_step(const ForwardBatch& batch,
                                 std::to_string(config.vocab_size));
       }
     }
+    auto flow = flow_for(c.sparse);
+    if (!flow.has_value()) return bad_chunk(i, flow.status().message());
+    chunk_flow[i] = *flow;
     T += c.num_tokens;
     pages_total += (end + P - 1) / P;
     if (is_decode(c)) {
-      order.push_back(i);
+      auto it = std::find(range_flows.begin(), range_flows.end(), chunk_flow[i]);
+      if (it == range_flows.end()) {
+        range_flows.push_back(chunk_flow[i]);
+        range_chunks.emplace_back();
+        it = range_flows.end() - 1;
+      }
+      range_chunks[static_cast<size_t>(it - range_flows.begin())].push_back(i);
     } else {
       prefill.push_back(i);
     }
   }
+  std::vector<size_t> order;
+  for (const auto& r : range_chunks) order.insert(order.end(), r.begin(), r.end());
   const auto decode_rows = static_cast<int32_t>(order.size());
-  order.insert(order.end(), prefill.begin(), prefill.end());
-  const bool graph = use_graphs && prefill.empty() && bucket_for(decode_rows) > 0;
+  // Graphs cover decode-only steps whose rows are all attended one way (the common steady
+  // state); other steps run eagerly.
+  const bool graph =
+      use_graphs && prefill.empty() && range_flows.size() == 1 && bucket_for(decode_rows) > 0;
   const int32_t rows_pad = graph ? bucket_for(decode_rows) : decode_rows;
   const int32_t pad = rows_pad - decode_rows;
   const int32_t tile_tokens = cuda::causal_tile_tokens(config.group_size());
@@ -251,6 +266,46 @@ Status CudaModel::Impl::plan_step(const ForwardBatch& batch,
   const int32_t num_chunks = o;
   q_start[num_chunks] = row;
   page_indptr[num_chunks] = page_pos;
+  q_start[num_chunks] = row;
+  *staged_ptr<int32_t>(slot, a.completed_count) = ncompleted;
+
+  // Decode ranges; the padding rows join the last one. Ranges after the first get a CSR rebased
+  // to 0 (the attention schedule and the row page space assume page_indptr[0] == 0).
+  int32_t* group_indptr = staged_ptr<int32_t>(slot, a.group_indptr);
+  int32_t first = 0, group_words = 0;
+  for (size_t k = 0; k < range_flows.size(); ++k) {
+    detail::DecodeRange range;
+    range.flow = range_flows[k];
+    range.first = first;
+    range.count =
+        static_cast<int32_t>(range_chunks[k].size()) + (k + 1 == range_flows.size() ? pad : 0);
+    range.page_offset = page_indptr[first];
+    if (k == 0) {
+      range.indptr_offset = a.page_indptr;
+    } else {
+      range.indptr_offset = a.group_indptr + static_cast<size_t>(group_words);
+      for (int32_t j = 0; j <= range.count; ++j) {
+        group_indptr[group_words++] = page_indptr[first + j] - range.page_offset;
+      }
+    }
+    if (range.flow != nullptr) {
+      const int64_t layers = range.flow->sparse_layers;
+      for (size_t i : range_chunks[k]) {
+        const SequenceChunk& c = seqs[i];
+        step.candidate_pages += (c.start_pos + 1 + P - 1) / P * config.num_kv_heads * layers;
+      }
+      if (k + 1 == range_flows.size())
+        step.padding_selected = int64_t{pad} * config.num_kv_heads * layers;
+    }
+    step.shape.ranges.push_back(range);
+    first += range.count;
+  }
+  for (size_t i = 0; i < C; ++i) {
+    if (chunk_flow[i] != nullptr && std::find(step.shape.flows.begin(), step.shape.flows.end(),
+                                              chunk_flow[i]) == step.shape.flows.end()) {
+      step.shape.flows.push_back(chunk_flow[i]);
+    }
+  }
 
   // Logits rows in batch order, sampling rows and penalty lists.
   auto* pen_tokens = static_cast<int32_t*>(staged_pen[slot].data());
@@ -283,6 +338,7 @@ Status CudaModel::Impl::plan_step(const ForwardBatch& batch,
   step.shape.tiles = ntiles;
   step.shape.logit_rows = logit_count;
   step.shape.completed = ncompleted;
+  step.shape.completed_max = graph ? rows_pad : ncompleted;
   step.shape.sample = graph || !samples.empty();
   step.shape.logprobs = logprobs;
   step.shape.graph = graph;
@@ -291,6 +347,7 @@ Status CudaModel::Impl::plan_step(const ForwardBatch& batch,
   step.extents.pages = page_pos;
   step.extents.tiles = ntiles;
   step.extents.penalties = pen_pos;
+  step.extents.group_indptr = group_words;
   planned.push_back(std::move(step));
   return Status::ok();
 }
@@ -323,6 +380,8 @@ Status CudaModel::Impl::stage_copies(const detail::PlannedStep& step) {
   VORTEX_RETURN_IF_ERROR(copy(a.pen_indptr, R + 1));
   VORTEX_RETURN_IF_ERROR(copy(a.sampling, R * kRowWords));
   VORTEX_RETURN_IF_ERROR(copy(a.completed, step.shape.completed));
+  VORTEX_RETURN_IF_ERROR(copy(a.completed_count, 1));
+  VORTEX_RETURN_IF_ERROR(copy(a.group_indptr, step.extents.group_indptr));
   if (step.extents.penalties > 0) {
     const auto bytes = static_cast<size_t>(step.extents.penalties) * sizeof(int32_t);
     auto* host = static_cast<int32_t*>(staged_pen[slot].data());

@@ -13,12 +13,14 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "vortex/core/status.h"
+#include "vortex/kernels/cuda/sparse_planner.h"
 #include "vortex/kvcache/kv_cache.h"
 #include "vortex/model/forward_batch.h"
 #include "vortex/model/model_config.h"
@@ -61,6 +63,31 @@ struct StepProfile {
   double cache_flow_ms = 0, planner_ms = 0, indexer_ms = 0, topk_ms = 0, lm_head_ms = 0;
   double sampling_ms = 0, total_ms = 0;
 };
+
+/// The device half of one flow inside a CUDA decode step: its cache flow and its indexer. The
+/// model owns the rest of the sparse pipeline (device planner, top-k, attention over the
+/// selection). block_topk has a hand-written implementation; other flows come from the factory
+/// set with set_cuda_flow_factory (the NVRTC flow backend). Every method only enqueues work on
+/// `stream` over preallocated memory, so it can be captured in the decode graph.
+class CudaFlowKernels {
+ public:
+  virtual ~CudaFlowKernels() = default;
+  /// Writes the flow's aux fields of layer `layer` for the first min(*count, max_pages) page ids
+  /// of `pages` (device), pages whose last token this step wrote.
+  virtual Status cache_flow(const KVCache& cache, int32_t layer, const int32_t* pages,
+                            const int32_t* count, int32_t max_pages, cudaStream_t stream) = 0;
+  /// Scores every candidate page of the planner's worklist for the rows of `pt` (device CSR of the
+  /// decode requests, page_indptr[0] == 0) into the row page space `scores` (fp32).
+  ///   q  [pt.batch_size, H_q, D] bf16, after RoPE and q-norm
+  virtual Status score(const KVCache& cache, int32_t layer, const void* q, const PageTableView& pt,
+                       const gpu::WorkListView& work, float* scores, cudaStream_t stream) = 0;
+};
+
+/// Makes the CUDA kernels of a flow that has no hand-written implementation.
+using CudaFlowFactory = std::function<Expected<std::unique_ptr<CudaFlowKernels>>(
+    const flow::SparseConfig& sparse, const ModelConfig& model)>;
+/// Installs the factory used for such flows (process-wide; null removes it).
+void set_cuda_flow_factory(CudaFlowFactory factory);
 
 class CudaModel {
  public:
@@ -115,6 +142,11 @@ class CudaModel {
   void set_use_graphs(bool on);
   /// Number of captured decode graphs.
   int32_t num_graphs() const;
+
+  /// Runs `sparse`'s cache flow over `pages` (host list of physical ids) on every layer where it
+  /// keeps aux fields: summaries of pages filled outside forward() (benchmarks, restored caches).
+  Status run_cache_flow(KVCache& cache, const flow::SparseConfig& sparse,
+                        std::span<const int32_t> pages);
 
   /// Fills every K/V element of `cache` with seeded random bf16 values of unit scale (benchmarks
   /// of steady-state decode need a full cache, not a prefill).
