@@ -228,6 +228,21 @@ Status CudaModel::Impl::sparse_attention(const detail::StepShape& s, const KVCac
   return Status::ok();
 }
 
+Expected<flow::SparseConfig> builtin_sparse_config(const std::string& name,
+                                                   const flow::BudgetParams& budget) {
+#if VORTEX_HAVE_FLOW
+  flow::SparseConfig config;
+  VORTEX_ASSIGN_OR_RETURN(config.program, flow::load_flow(name));
+  config.budget = budget;
+  return config;
+#else
+  (void)budget;
+  return unsupported("flow '" + name +
+                     "': this build has no flow module (src/flow), so only "
+                     "dense attention is available");
+#endif
+}
+
 Status CudaModel::run_cache_flow(KVCache& cache, const flow::SparseConfig& sparse,
                                  std::span<const int32_t> pages) {
   Impl& m = *impl_;

@@ -161,4 +161,14 @@ class CudaModel {
   std::unique_ptr<Impl> impl_;
 };
 
+/// Streaming-read bandwidth of CUDA device `device` in GB/s (1e9 bytes/s): 16-byte loads over a
+/// `bytes` buffer (several times the L2; 4 GiB by default), median of six timed passes. The
+/// ceiling that decode benchmarks compare their bytes per step with.
+Expected<double> measure_read_bandwidth_gbps(int device = 0, size_t bytes = size_t{4} << 30);
+
+/// A SparseConfig for the built-in flow `name` (e.g. "block_topk") with `budget`; an error when
+/// this build has no flow module or the flow is unknown.
+Expected<flow::SparseConfig> builtin_sparse_config(const std::string& name,
+                                                   const flow::BudgetParams& budget);
+
 }  // namespace vortex
