@@ -461,6 +461,7 @@ Status CudaModel::forward(const ForwardBatch& batch, KVCache& cache, float* logi
   if (!m.planned.empty() || !m.inflight.empty()) {
     return invalid_argument("CudaModel::forward: asynchronous steps are pending; wait() first");
   }
+  if (batch.seqs.empty()) return Status::ok();  // as CpuModel: an empty step does nothing
   int64_t want = 0;
   for (const SequenceChunk& c : batch.seqs) want += c.want_logits ? 1 : 0;
   if (want > 0 && logits == nullptr) {

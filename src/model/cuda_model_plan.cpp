@@ -266,7 +266,6 @@ Status CudaModel::Impl::plan_step(const ForwardBatch& batch,
   const int32_t num_chunks = o;
   q_start[num_chunks] = row;
   page_indptr[num_chunks] = page_pos;
-  q_start[num_chunks] = row;
   *staged_ptr<int32_t>(slot, a.completed_count) = ncompleted;
 
   // Decode ranges; the padding rows join the last one. Ranges after the first get a CSR rebased
