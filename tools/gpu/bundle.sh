@@ -29,6 +29,7 @@ if [ "$do_build" = 1 ]; then
   echo "bundle: building ${targets} vortex_kernel_bench"
   # shellcheck disable=SC2086
   cmake --build "$build_dir" -j2 --target ${targets} vortex_kernel_bench
+  cmake --build "$build_dir" -j2 --target vortex  # cudamodel: `vortex bench decode`
 fi
 
 rm -rf "$out"
@@ -39,6 +40,7 @@ ctest --test-dir "$build_dir" -L gpu --show-only=json-v1 2>/dev/null |
     cp "$exe" "$out/gpu_tests/"
   done
 cp "$build_dir/bin/vortex_kernel_bench" "$out/bin/"
+cp "$build_dir/bin/vortex" "$out/bin/"  # cudamodel: `vortex bench decode` in check.sh
 
 # Shared libraries that a stock Ubuntu + CUDA toolkit would not provide.
 system_re='^(linux-vdso|libc\.so|libm\.so|libstdc\+\+|libgcc_s|ld-linux|librt|libpthread|libdl|libcublas|libcublasLt|libnvrtc|libcudart|libcuda\.so)'
