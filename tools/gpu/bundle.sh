@@ -52,6 +52,11 @@ for f in "$out"/gpu_tests/* "$out"/bin/*; do
     fi
   done
 done
+# cudamodel: the CpuModel oracle of the model tests needs OpenBLAS (36 MB); large libraries travel
+# xz-compressed (OpenBLAS: ~4 MB) and check.sh unpacks them next to the others.
+for lib in "$out"/lib/*; do
+  [ -f "$lib" ] && [ "$(stat -c %s "$lib")" -gt 4000000 ] && xz -T2 -9 "$lib"
+done
 
 {
   echo "vortex GPU bundle"

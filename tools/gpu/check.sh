@@ -49,6 +49,15 @@ left() {
 
 # Libraries: the bundle's own, the CUDA toolkit's, and (fallback) the pip CUDA wheels of PyTorch.
 libdirs="$(cd "$bundle" && pwd)/lib"
+# cudamodel: libraries bundle.sh compressed (lib/*.xz) are unpacked into a scratch folder.
+if ls "$bundle"/lib/*.xz >/dev/null 2>&1; then
+  xzlib=$(mktemp -d)
+  for z in "$bundle"/lib/*.xz; do
+    python3 -c 'import lzma,sys; open(sys.argv[2],"wb").write(lzma.open(sys.argv[1]).read())' \
+      "$z" "$xzlib/$(basename "${z%.xz}")"
+  done
+  libdirs="$libdirs:$xzlib"
+fi
 for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib; do
   [ -d "$d" ] && libdirs="$libdirs:$d"
 done
