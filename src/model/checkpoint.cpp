@@ -21,10 +21,11 @@ namespace fs = std::filesystem;
 
 namespace detail {
 
-Status run_parallel(size_t n, const std::function<Status(size_t)>& fn) {
+Status run_parallel(size_t n, int64_t total_elements, const std::function<Status(size_t)>& fn) {
   std::vector<Status> results(n);
   const size_t hw = std::max<size_t>(1, std::thread::hardware_concurrency());
-  const size_t workers = std::min<size_t>({hw, size_t{8}, n});
+  const size_t workers =
+      total_elements < (int64_t{1} << 22) ? 1 : std::min<size_t>({hw, size_t{8}, n});
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) results[i] = fn(i);
@@ -146,6 +147,8 @@ Expected<Checkpoint> load_synthetic(const std::string& spec) {
   }
   VORTEX_ASSIGN_OR_RETURN(Checkpoint ck, make_synthetic_checkpoint(preset, seed));
   if (ck.source.empty()) ck.source = "synthetic:" + spec;
+  VORTEX_RETURN_IF_ERROR(ck.config.validate());
+  VORTEX_RETURN_IF_ERROR(check_weights(ck.config, ck.weights, ck.source));
   return ck;
 }
 
@@ -182,6 +185,7 @@ Expected<Checkpoint> load_checkpoint(const std::string& path_or_alias) {
   VORTEX_ASSIGN_OR_RETURN(std::string path, resolve_model_path(path_or_alias));
   Expected<Checkpoint> ck = load_path(path);
   if (!ck) return ck.status();
+  VORTEX_RETURN_IF_ERROR(check_weights(ck->config, ck->weights, path));
   if (path_or_alias != path) ck->config.name = path_or_alias;  // an alias names the model
   return ck;
 }
