@@ -197,7 +197,7 @@ Status CudaModel::Impl::init_buffers() {
     VORTEX_ASSIGN_OR_RETURN(step_done[s], detail::CudaEvent::create(false));
   }
   VORTEX_RETURN_IF_ERROR(grow_penalties(int64_t{1} << 16));
-  const size_t events = 16 + static_cast<size_t>(c.num_layers) * 16;
+  const size_t events = 64 + static_cast<size_t>(c.num_layers) * 48;
   for (size_t i = 0; i < events; ++i) {
     VORTEX_ASSIGN_OR_RETURN(detail::CudaEvent e, detail::CudaEvent::create(true));
     timing_events.push_back(std::move(e));
@@ -363,8 +363,7 @@ Status CudaModel::launch(KVCache& cache, StepProfile* profile) {
   inf.logprobs = step.shape.logprobs;
   const bool profiling = profile != nullptr && profile->enabled;
   if (step.shape.graph && !profiling) {
-    VORTEX_RETURN_IF_ERROR(m.run_graph(step.shape, cache, kc.page_size));
-    inf.graph = true;
+    VORTEX_RETURN_IF_ERROR(m.run_graph(step.shape, cache, kc.page_size, &inf.graph));
   } else {
     if (profiling) inf.profile = profile;
     VORTEX_RETURN_IF_ERROR(m.enqueue_forward(step.shape, cache, profiling ? &inf : nullptr));

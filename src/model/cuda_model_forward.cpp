@@ -211,7 +211,7 @@ Status CudaModel::Impl::enqueue_forward(const detail::StepShape& s, const KVCach
 }
 
 Status CudaModel::Impl::run_graph(const detail::StepShape& s, const KVCache& cache,
-                                  int32_t page_size) {
+                                  int32_t page_size, bool* replayed) {
   std::vector<const void*> pools;
   for (int32_t l = 0; l < cache.config().num_layers; ++l) {
     pools.push_back(cache.layer(l).k);
@@ -224,27 +224,33 @@ Status CudaModel::Impl::run_graph(const detail::StepShape& s, const KVCache& cac
   for (const detail::DecodeRange& r : s.ranges) ranges.emplace_back(r.flow, r.count);
   GraphKey key{s.decode_rows, page_size, s.logprobs, std::move(pools), std::move(ranges)};
   auto it = graphs.find(key);
-  if (it == graphs.end()) {
-    VORTEX_RETURN_IF_ERROR(prepare_gemms(s));
-    VORTEX_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-    const Status captured = enqueue_forward(s, cache, nullptr);
-    cudaGraph_t graph = nullptr;
-    const cudaError_t end = cudaStreamEndCapture(stream, &graph);
-    if (!captured.is_ok()) {
-      if (graph != nullptr) (void)cudaGraphDestroy(graph);
-      return captured.with_context("capturing the decode graph for batch " +
-                                   std::to_string(s.decode_rows));
-    }
-    VORTEX_RETURN_IF_ERROR(cuda_status(end, "cudaStreamEndCapture"));
-    cudaGraphExec_t exec = nullptr;
-    const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
-    if (inst != cudaSuccess) {
-      (void)cudaGraphDestroy(graph);
-      return cuda_status(inst, "cudaGraphInstantiate");
-    }
-    it = graphs.emplace(std::move(key), detail::CudaGraph(graph, exec)).first;
+  if (it != graphs.end()) {
+    *replayed = true;
+    return cuda_status(cudaGraphLaunch(it->second.exec(), stream), "cudaGraphLaunch");
   }
-  return cuda_status(cudaGraphLaunch(it->second.exec(), stream), "cudaGraphLaunch");
+  // First step of this shape: run it eagerly (which also loads every kernel module, lazily loaded
+  // code must not first run inside a capture), then capture the same sequence for the next ones.
+  *replayed = false;
+  VORTEX_RETURN_IF_ERROR(prepare_gemms(s));
+  VORTEX_RETURN_IF_ERROR(enqueue_forward(s, cache, nullptr));
+  VORTEX_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  const Status captured = enqueue_forward(s, cache, nullptr);
+  cudaGraph_t graph = nullptr;
+  const cudaError_t end = cudaStreamEndCapture(stream, &graph);
+  if (!captured.is_ok()) {
+    if (graph != nullptr) (void)cudaGraphDestroy(graph);
+    return captured.with_context("capturing the decode graph for batch " +
+                                 std::to_string(s.decode_rows));
+  }
+  VORTEX_RETURN_IF_ERROR(cuda_status(end, "cudaStreamEndCapture"));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+  if (inst != cudaSuccess) {
+    (void)cudaGraphDestroy(graph);
+    return cuda_status(inst, "cudaGraphInstantiate");
+  }
+  graphs.emplace(std::move(key), detail::CudaGraph(graph, exec));
+  return Status::ok();
 }
 
 }  // namespace vortex

@@ -328,7 +328,10 @@ struct CudaModel::Impl {
   Status enqueue_forward(const detail::StepShape& shape, const KVCache& cache,
                          detail::InflightStep* timing);
   Status prepare_gemms(const detail::StepShape& shape);
-  Status run_graph(const detail::StepShape& shape, const KVCache& cache, int32_t page_size);
+  /// Replays the graph of this shape (*replayed = true), or on its first use runs the step
+  /// eagerly and captures it for the next steps.
+  Status run_graph(const detail::StepShape& shape, const KVCache& cache, int32_t page_size,
+                   bool* replayed);
   void mark(detail::InflightStep* timing, detail::Stage stage);
 
   template <typename T>

@@ -52,7 +52,9 @@ struct CudaStepResult {
   std::vector<int32_t> tokens;  ///< one per sampled chunk, in batch order
   std::vector<float> logprobs;  ///< same order; log-softmax after penalties and temperature
   ForwardStats stats;
-  bool graph_replayed = false;  ///< the step ran as a captured CUDA graph
+  /// The step replayed a captured CUDA graph (the first step of a bucket runs eagerly and is
+  /// captured for the next ones).
+  bool graph_replayed = false;
 };
 
 /// Per-stage GPU time of one step run eagerly with events between stages (StepProfile::enabled).

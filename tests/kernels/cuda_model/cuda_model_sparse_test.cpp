@@ -174,7 +174,7 @@ TEST(CudaModelSparse, GraphReplayEqualsEagerForSparseDecode) {
       ASSERT_TRUE(model->launch(caches[k]).is_ok());
       CudaStepResult res;
       ASSERT_TRUE(model->wait(&res).is_ok());
-      EXPECT_EQ(res.graph_replayed, k == 0);
+      EXPECT_EQ(res.graph_replayed, k == 0 && step > 0);
       EXPECT_GT(res.stats.candidate_pages, res.stats.selected_pages);
       t = res.tokens;
     }
