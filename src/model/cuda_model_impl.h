@@ -161,6 +161,7 @@ struct SparseFlow {
   int32_t chunk_pages = 64;
   std::vector<uint8_t> dense_layer;  // [layers] 1: runs dense attention, keeps no aux fields
   int32_t sparse_layers = 0;
+  int32_t first_sparse_layer = -1;  // where the step's plan is made (the budget ignores layer)
   std::unique_ptr<CudaFlowKernels> kernels;
 };
 

@@ -50,12 +50,14 @@ void launch_fill(T* out, int64_t n, uint64_t stream_key, int64_t first, float me
   VORTEX_CUDA_CHECK(cudaGetLastError());
 }
 
-__global__ void accumulate_kernel(const int32_t* value, long long* acc) { *acc += *value; }
+__global__ void accumulate_kernel(const int32_t* value, int32_t times, long long* acc) {
+  *acc += static_cast<long long>(*value) * times;
+}
 
 }  // namespace
 
-void accumulate_count(const int32_t* value, long long* acc, cudaStream_t stream) {
-  accumulate_kernel<<<1, 1, 0, stream>>>(value, acc);
+void accumulate_count(const int32_t* value, int32_t times, long long* acc, cudaStream_t stream) {
+  accumulate_kernel<<<1, 1, 0, stream>>>(value, times, acc);
   VORTEX_CUDA_CHECK(cudaGetLastError());
 }
 

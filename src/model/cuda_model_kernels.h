@@ -19,8 +19,8 @@ void fill_synthetic_bf16(__nv_bfloat16* out, int64_t n, uint64_t stream_key, int
 void fill_synthetic_f32(float* out, int64_t n, uint64_t stream_key, int64_t first, float mean,
                         float half_width, cudaStream_t stream);
 
-/// *acc += *value (one thread; counters of the sparse planner summed over a step).
-void accumulate_count(const int32_t* value, long long* acc, cudaStream_t stream);
+/// *acc += *value * times (one thread; counters of the sparse planner summed over a step).
+void accumulate_count(const int32_t* value, int32_t times, long long* acc, cudaStream_t stream);
 
 }  // namespace vortex::detail
 

@@ -144,6 +144,7 @@ Expected<detail::SparseFlow*> CudaModel::Impl::flow_for(const flow::SparseConfig
   for (int32_t l = 0; l < config.num_layers; ++l) {
     const bool dense = b.layer_is_dense(l);
     f->dense_layer.push_back(dense ? 1 : 0);
+    if (!dense && f->first_sparse_layer < 0) f->first_sparse_layer = l;
     f->sparse_layers += dense ? 0 : 1;
   }
   if (f->name == "block_topk") {
@@ -210,10 +211,14 @@ Status CudaModel::Impl::sparse_attention(const detail::StepShape& s, const KVCac
       continue;
     }
     VORTEX_ASSIGN_OR_RETURN(gpu::SparsePlanner * planner, planner_for(k, f->chunk_pages));
-    mark(timing, detail::Stage::kPlanner);
-    VORTEX_RETURN_IF_ERROR(planner->plan(pt, f->args, layer, stream));
-    detail::accumulate_count(planner->totals(), static_cast<long long*>(selected_acc.data()),
-                             stream);
+    if (layer == f->first_sparse_layer) {
+      // The default budget does not depend on the layer: one plan (selection offsets, worklist)
+      // serves every sparse layer of the step; only the top-k output changes per layer.
+      mark(timing, detail::Stage::kPlanner);
+      VORTEX_RETURN_IF_ERROR(planner->plan(pt, f->args, layer, stream));
+      detail::accumulate_count(planner->totals(), f->sparse_layers,
+                               static_cast<long long*>(selected_acc.data()), stream);
+    }
     mark(timing, detail::Stage::kIndexer);
     VORTEX_RETURN_IF_ERROR(f->kernels->score(cache, layer, q_r, pt, planner->worklist(),
                                              static_cast<float*>(scores.data()), stream));
