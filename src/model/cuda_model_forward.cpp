@@ -65,20 +65,21 @@ Expected<gpu::PagedDecodeAttention*> CudaModel::Impl::decode_attention_for(int32
 }
 
 Status CudaModel::Impl::prepare_gemms(const detail::StepShape& s) {
+  // Plans (autotuned) every GEMM shape of the step on the real buffers, before a capture.
   const ModelConfig& c = config;
   const detail::CudaLayerWeights& w = weights.layers[0];
   const int64_t T = s.tokens, hidden = c.hidden_size, ffn = c.intermediate_size;
   const int64_t q_dim = int64_t{c.num_q_heads} * c.head_dim;
   VORTEX_RETURN_IF_ERROR(
-      gemm->prepare(normed.data(), w.qkv, qkv.data(), DType::kBF16, T, qkv_width, hidden));
+      gemm->prepare(normed.data(), w.qkv, qkv.data(), DType::kBF16, T, qkv_width, hidden, stream));
   VORTEX_RETURN_IF_ERROR(
-      gemm->prepare(attn.data(), w.o, proj.data(), DType::kBF16, T, hidden, q_dim));
+      gemm->prepare(attn.data(), w.o, proj.data(), DType::kBF16, T, hidden, q_dim, stream));
+  VORTEX_RETURN_IF_ERROR(gemm->prepare(normed.data(), w.gate_up, gate_up.data(), DType::kBF16, T,
+                                       2 * ffn, hidden, stream));
   VORTEX_RETURN_IF_ERROR(
-      gemm->prepare(normed.data(), w.gate_up, gate_up.data(), DType::kBF16, T, 2 * ffn, hidden));
-  VORTEX_RETURN_IF_ERROR(
-      gemm->prepare(act.data(), w.down, proj.data(), DType::kBF16, T, hidden, ffn));
+      gemm->prepare(act.data(), w.down, proj.data(), DType::kBF16, T, hidden, ffn, stream));
   return gemm->prepare(final_in.data(), weights.lm_head, logits.data(), DType::kF32, s.logit_rows,
-                       c.vocab_size, hidden);
+                       c.vocab_size, hidden, stream);
 }
 
 Status CudaModel::Impl::enqueue_forward(const detail::StepShape& s, const KVCache& cache,

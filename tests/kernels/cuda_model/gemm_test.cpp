@@ -77,10 +77,14 @@ TEST(CudaGemm, PlansAreCachedPerShape) {
   auto dx = DeviceArray<uint16_t>::upload(to_bf16(random_floats(16 * 128, rng)));
   auto dw = DeviceArray<uint16_t>::upload(to_bf16(random_floats(256 * 128, rng)));
   DeviceArray<uint16_t> y(16 * 256);
-  ASSERT_TRUE((*gemm)->prepare(dx.data(), dw.data(), y.data(), DType::kBF16, 8, 256, 128).is_ok());
-  ASSERT_TRUE((*gemm)->prepare(dx.data(), dw.data(), y.data(), DType::kBF16, 8, 256, 128).is_ok());
+  ASSERT_TRUE(
+      (*gemm)->prepare(dx.data(), dw.data(), y.data(), DType::kBF16, 8, 256, 128, nullptr).is_ok());
+  ASSERT_TRUE(
+      (*gemm)->prepare(dx.data(), dw.data(), y.data(), DType::kBF16, 8, 256, 128, nullptr).is_ok());
   EXPECT_EQ((*gemm)->cached_plans(), 1u);
-  ASSERT_TRUE((*gemm)->prepare(dx.data(), dw.data(), y.data(), DType::kBF16, 16, 256, 128).is_ok());
+  ASSERT_TRUE((*gemm)
+                  ->prepare(dx.data(), dw.data(), y.data(), DType::kBF16, 16, 256, 128, nullptr)
+                  .is_ok());
   EXPECT_EQ((*gemm)->cached_plans(), 2u);
   // A run of a prepared shape on the same buffers reuses the plan.
   ASSERT_TRUE((*gemm)

@@ -28,14 +28,17 @@ class Gemm {
 
   /// y[n, m] = x[n, k] · w[m, k]ᵀ + beta · y[n, m], all row-major and contiguous.
   ///   x bf16   w bf16 (a Linear weight [out, in])   y bf16 or f32 (`y_dtype`)
-  /// beta must be 0 for bf16 output. Plans the shape on first use (host work only).
+  /// beta must be 0 for bf16 output. Plans the shape on first use (autotuned like prepare() when
+  /// beta is 0 and the stream is not being captured).
   Status matmul(const __nv_bfloat16* x, const __nv_bfloat16* w, void* y, DType y_dtype, int64_t n,
                 int64_t m, int64_t k, float beta, cudaStream_t stream);
 
-  /// Plans the shape matmul(x, w, y, ...) would use, without running it, so that a later matmul
-  /// (for instance during graph capture) finds it cached.
-  Status prepare(const void* x, const void* w, const void* y, DType y_dtype, int64_t n, int64_t m,
-                 int64_t k);
+  /// Plans the shape matmul(x, w, y, ...) would use, without running it as a product, so that a
+  /// later matmul (for instance during graph capture) finds it cached. Skinny shapes (n <= 512)
+  /// are autotuned: the heuristic's top candidates are timed on these operands on `stream`
+  /// (which is synchronised, and y is overwritten), the fastest is kept.
+  Status prepare(const void* x, const void* w, void* y, DType y_dtype, int64_t n, int64_t m,
+                 int64_t k, cudaStream_t stream);
 
   /// Number of cached plans (for tests).
   size_t cached_plans() const;

@@ -73,11 +73,59 @@ struct Gemm::Impl {
   };
   using Key = std::tuple<int64_t, int64_t, int64_t, int, uint32_t>;  // n, m, k, y dtype, align
 
+  /// Real operands a new plan may be timed on (beta = 0: y is overwritten with the product).
+  struct Operands {
+    const void* x;
+    const void* w;
+    void* y;
+    cudaStream_t stream;
+  };
+
   LtHandle handle;
   Buffer workspace;
   std::map<Key, std::unique_ptr<Plan>> plans;
 
-  Expected<Plan*> plan(int64_t n, int64_t m, int64_t k, DType y_dtype, uint32_t alignment) {
+  /// Index of the fastest of `found` heuristic candidates on `ops` (three timed runs each, after
+  /// one untimed run); 0 when timing is not possible.
+  int fastest(Plan& p, const cublasLtMatmulHeuristicResult_t* results, int found,
+              const Operands& ops) {
+    cudaEvent_t start = nullptr, stop = nullptr;
+    if (cudaEventCreate(&start) != cudaSuccess || cudaEventCreate(&stop) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return 0;
+    }
+    const float alpha = 1.0f, beta = 0.0f;
+    int best = 0;
+    float best_ms = 0.0f;
+    for (int i = 0; i < found; ++i) {
+      if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
+      auto run = [&] {
+        return cublasLtMatmul(handle.get(), p.desc.get(), &alpha, ops.w, p.a.get(), ops.x,
+                              p.b.get(), &beta, ops.y, p.c.get(), ops.y, p.c.get(),
+                              &results[i].algo, workspace.data(), workspace.size(), ops.stream);
+      };
+      if (run() != CUBLAS_STATUS_SUCCESS) continue;
+      (void)cudaEventRecord(start, ops.stream);
+      for (int r = 0; r < 3; ++r) (void)run();
+      (void)cudaEventRecord(stop, ops.stream);
+      float ms = 0.0f;
+      if (cudaEventSynchronize(stop) != cudaSuccess ||
+          cudaEventElapsedTime(&ms, start, stop) != cudaSuccess) {
+        (void)cudaGetLastError();
+        continue;
+      }
+      if (best_ms == 0.0f || ms < best_ms) {
+        best_ms = ms;
+        best = i;
+      }
+    }
+    (void)cudaEventDestroy(start);
+    (void)cudaEventDestroy(stop);
+    return best;
+  }
+
+  Expected<Plan*> plan(int64_t n, int64_t m, int64_t k, DType y_dtype, uint32_t alignment,
+                       const Operands* ops) {
     const Key key{n, m, k, static_cast<int>(y_dtype), alignment};
     if (auto it = plans.find(key); it != plans.end()) return it->second.get();
     // Prefill shapes vary with the chunk length; keep the cache bounded.
@@ -108,11 +156,25 @@ struct Gemm::Impl {
       VORTEX_LT_RETURN_IF_ERROR(
           cublasLtMatmulPreferenceSetAttribute(pref.get(), attr, &alignment, sizeof(alignment)));
     }
-    cublasLtMatmulHeuristicResult_t result{};
+    // Skinny (decode) shapes are memory-bound and the heuristic's first pick is not always the
+    // fastest: time its top candidates on the real operands when that is allowed (not while a
+    // graph is being captured).
+    constexpr int kCandidates = 8;
+    constexpr int64_t kTunedRows = 512;
+    bool tune = ops != nullptr && n <= kTunedRows;
+    if (tune) {
+      cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+      tune = cudaStreamIsCapturing(ops->stream, &capture) == cudaSuccess &&
+             capture == cudaStreamCaptureStatusNone;
+      (void)cudaGetLastError();
+    }
+    cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
     int found = 0;
-    VORTEX_LT_RETURN_IF_ERROR(
-        cublasLtMatmulAlgoGetHeuristic(handle.get(), p->desc.get(), p->a.get(), p->b.get(),
-                                       p->c.get(), p->c.get(), pref.get(), 1, &result, &found));
+    VORTEX_LT_RETURN_IF_ERROR(cublasLtMatmulAlgoGetHeuristic(
+        handle.get(), p->desc.get(), p->a.get(), p->b.get(), p->c.get(), p->c.get(), pref.get(),
+        tune ? kCandidates : 1, results, &found));
+    const int pick = tune && found > 1 ? fastest(*p, results, found, *ops) : 0;
+    const cublasLtMatmulHeuristicResult_t& result = results[pick];
     if (found == 0 || result.state != CUBLAS_STATUS_SUCCESS) {
       return unsupported("cuBLASLt has no algorithm for a bf16 GEMM of n=" + std::to_string(n) +
                          " m=" + std::to_string(m) + " k=" + std::to_string(k) + " (output " +
@@ -138,11 +200,13 @@ Expected<std::unique_ptr<Gemm>> Gemm::create(Allocator& alloc, size_t workspace_
 
 size_t Gemm::cached_plans() const { return impl_->plans.size(); }
 
-Status Gemm::prepare(const void* x, const void* w, const void* y, DType y_dtype, int64_t n,
-                     int64_t m, int64_t k) {
+Status Gemm::prepare(const void* x, const void* w, void* y, DType y_dtype, int64_t n, int64_t m,
+                     int64_t k, cudaStream_t stream) {
   if (n <= 0 || m <= 0 || k <= 0) return Status::ok();
-  VORTEX_ASSIGN_OR_RETURN(Impl::Plan * plan,
-                          impl_->plan(n, m, k, y_dtype, operand_alignment(x, w, y, y_dtype, m, k)));
+  const Impl::Operands ops{x, w, y, stream};
+  VORTEX_ASSIGN_OR_RETURN(
+      Impl::Plan * plan,
+      impl_->plan(n, m, k, y_dtype, operand_alignment(x, w, y, y_dtype, m, k), &ops));
   (void)plan;
   return Status::ok();
 }
@@ -153,8 +217,11 @@ Status Gemm::matmul(const __nv_bfloat16* x, const __nv_bfloat16* w, void* y, DTy
   VORTEX_CHECK(y_dtype == DType::kF32 || beta == 0.0f);
   if (n <= 0 || m <= 0) return Status::ok();
   VORTEX_CHECK(k > 0);
+  // A new shape is timed on these operands only when that cannot disturb y (beta = 0).
+  const Impl::Operands ops{x, w, y, stream};
   VORTEX_ASSIGN_OR_RETURN(Impl::Plan * plan,
-                          impl_->plan(n, m, k, y_dtype, operand_alignment(x, w, y, y_dtype, m, k)));
+                          impl_->plan(n, m, k, y_dtype, operand_alignment(x, w, y, y_dtype, m, k),
+                                      beta == 0.0f ? &ops : nullptr));
   const float alpha = 1.0f;
   return lt_status(
       cublasLtMatmul(impl_->handle.get(), plan->desc.get(), &alpha, w, plan->a.get(), x,
