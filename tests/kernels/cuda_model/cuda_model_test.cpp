@@ -12,6 +12,7 @@
 
 #include "gpu_test_util.h"
 #include "model_pair.h"
+#include "vortex/model/checkpoint.h"
 
 namespace vortex::testing {
 namespace {
@@ -110,6 +111,34 @@ TEST(CudaModel, GreedyGenerationsMatchCpuForTheFirstTokens) {
     }
     for (size_t i = 0; i < 4; ++i) EXPECT_EQ(gen_gpu[i], gen_cpu[i]) << c.name << " token " << i;
   }
+}
+
+TEST(CudaModel, RealSmolLM2LogitsAndGreedyTokensMatchCpu) {
+  VORTEX_SKIP_WITHOUT_GPU();
+  auto path = resolve_model_path("smollm2-135m");
+  if (!path.has_value()) GTEST_SKIP() << path.status().to_string();
+  auto ck = load_checkpoint(*path);
+  ASSERT_TRUE(ck.has_value()) << ck.status().to_string();
+  CudaModelOptions opt;
+  opt.max_batch = 4;
+  opt.max_tokens = 256;
+  opt.max_context = 1024;
+  ModelPair p(ck->config, ck->weights, 16, 64, 2, opt);
+  const int32_t V = ck->config.vocab_size;
+  // A prompt of ordinary token ids (a chat-like prefix is not needed for parity).
+  std::vector<int32_t> prompt = random_tokens(60, V, 8);
+  prompt[0] = ck->config.bos_token_id >= 0 ? ck->config.bos_token_id : prompt[0];
+  auto [c0, g0] = p.step({{0, prompt, true}, {1, {prompt.begin(), prompt.begin() + 17}, true}});
+  expect_close(c0, g0, V, "smollm2 prefill", 4e-2);
+  std::vector<int32_t> next = {argmax(c0.data(), V), argmax(c0.data() + V, V)};
+  int same = 0;
+  for (int step = 0; step < 10; ++step) {
+    auto [cs, gs] = p.step({{0, {next[0]}, true}, {1, {next[1]}, true}});
+    expect_close(cs, gs, V, "smollm2 decode " + std::to_string(step), 4e-2);
+    same += argmax(gs.data(), V) == argmax(cs.data(), V) ? 1 : 0;
+    next = {argmax(cs.data(), V), argmax(cs.data() + V, V)};
+  }
+  EXPECT_GE(same, 9) << "greedy tokens of the GPU differ from the CPU's too often";
 }
 
 TEST(CudaModel, DeviceGeneratedWeightsEqualUploadedSyntheticWeights) {

@@ -89,8 +89,13 @@ struct ModelPair {
 
   ModelPair(const ModelConfig& c, uint64_t seed, int32_t P, int32_t pages, int32_t requests,
             CudaModelOptions options = {})
+      : ModelPair(c, synthetic_weights(c, seed).value(), P, pages, requests, std::move(options)) {}
+
+  /// Both backends on `weights` rounded to bf16.
+  ModelPair(const ModelConfig& c, const WeightMap& weights, int32_t P, int32_t pages,
+            int32_t requests, CudaModelOptions options = {})
       : config(c), page_size(P) {
-    const WeightMap w = bf16_exact(synthetic_weights(c, seed).value());
+    const WeightMap w = bf16_exact(weights);
     auto cm = CpuModel::create(c, w);
     EXPECT_TRUE(cm.has_value()) << cm.status().to_string();
     cpu = std::move(cm).value();
