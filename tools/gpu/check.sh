@@ -126,6 +126,9 @@ if [ "$sanitize" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
   san kernels_cuda_row_topk_test 'RowTopK.TargetShape32x8x1024:RowTopK.HeavyTiesBreakTowardsLowerPages:RowTopK.VeryLongRowsTakeTheUncachedPath'
   san kernels_cuda_sparse_planner_test 'SparsePlanner.SubstitutedPolicyFunctor'
   san kernels_cuda_block_topk_flow_test '*'
+  # cudamodel: the model kernels (small cases) and one graph-replayed model step.
+  san kernels_cuda_model_test 'CudaEmbedding.*:CudaRmsNorm.*:CudaRopeAppend.*:CudaSampling.Greedy*:CudaCausalAttention.DecodeChunksMatchCpuDecodeAttention'
+  san model_cuda_test 'CudaModel.GraphReplayedDecodeEqualsEagerDecode'
 fi
 
 # 3. Kernel benchmark and 4. PyTorch peers, in the same run.
