@@ -92,24 +92,24 @@ TEST(CudaModel, GreedyGenerationsMatchCpuForTheFirstTokens) {
     opt.max_context = 512;
     ModelPair p(c, 9, 16, 32, 1, opt);
     const auto V = c.vocab_size;
-    const auto prompt = random_tokens(24, V, 4);
-    // Free-running greedy generation on each backend.
-    std::vector<int32_t> gen_cpu, gen_gpu;
-    for (int which = 0; which < 2; ++which) {
-      Side& side = which == 0 ? p.cpu_side : p.gpu_side;
-      std::vector<int32_t>& out = which == 0 ? gen_cpu : gen_gpu;
-      std::vector<float> logits(static_cast<size_t>(V));
-      std::vector<int32_t> next = prompt;
-      for (int t = 0; t < 12; ++t) {
-        ForwardBatch batch = ModelPair::batch_for(side, {{0, next, true}});
-        const Status s = which == 0 ? p.cpu->forward(batch, *side.cache, logits.data(), nullptr)
-                                    : p.gpu->forward(batch, *side.cache, logits.data(), nullptr);
-        ASSERT_TRUE(s.is_ok()) << s.to_string();
-        out.push_back(argmax(logits.data(), V));
-        next = {out.back()};
+    // Both generate greedily from the same prompt, each from its own previous token. They must
+    // agree token for token; a divergence is accepted only where the CPU's own logits put the two
+    // choices within a near tie (bf16 activations cannot resolve those), and ends the comparison.
+    std::vector<int32_t> next = random_tokens(24, V, 4);
+    int agreed = 0;
+    for (int t = 0; t < 12; ++t) {
+      auto [cl, gl] = p.step({{0, next, true}});
+      const int32_t tc = argmax(cl.data(), V), tg = argmax(gl.data(), V);
+      if (tc != tg) {
+        EXPECT_LT(cl[static_cast<size_t>(tc)] - cl[static_cast<size_t>(tg)], 0.05f)
+            << c.name << ": greedy token " << t << " differs (GPU " << tg << ", CPU " << tc
+            << ") without a near tie";
+        break;
       }
+      ++agreed;
+      next = {tc};
     }
-    for (size_t i = 0; i < 4; ++i) EXPECT_EQ(gen_gpu[i], gen_cpu[i]) << c.name << " token " << i;
+    std::printf("  %s: %d greedy tokens identical\n", c.name.c_str(), agreed);
   }
 }
 
