@@ -32,7 +32,6 @@ CudaFlowFactory& factory_slot() {
   return factory;
 }
 
-#if VORTEX_HAVE_FLOW
 bool is_sparse(const flow::SparseConfig* sparse) {
   return sparse != nullptr && sparse->program != nullptr && !flow::flow_is_dense(*sparse->program);
 }
@@ -80,11 +79,6 @@ class BlockTopKKernels final : public CudaFlowKernels {
   std::string field_;
   int32_t hq_, hkv_, dim_;
 };
-#else
-bool is_sparse(const flow::SparseConfig* sparse) {
-  return sparse != nullptr && sparse->program != nullptr;
-}
-#endif
 
 }  // namespace
 
@@ -102,7 +96,6 @@ KVCacheConfig CudaModel::kv_cache_config(
   kc.head_dim = c.head_dim;
   kc.page_size = page_size;
   kc.kv_dtype = DType::kBF16;
-#if VORTEX_HAVE_FLOW
   for (const flow::SparseConfig* f : flows) {
     if (!is_sparse(f)) continue;
     for (AuxFieldSpec& spec : flow::flow_aux_fields(*f->program, page_size, c.head_dim)) {
@@ -119,9 +112,6 @@ KVCacheConfig CudaModel::kv_cache_config(
     }
     if (all_dense) kc.layers_skip.push_back(l);
   }
-#else
-  (void)flows;
-#endif
   return kc;
 }
 
@@ -129,7 +119,6 @@ Expected<detail::SparseFlow*> CudaModel::Impl::flow_for(const flow::SparseConfig
   if (!is_sparse(sparse)) return static_cast<detail::SparseFlow*>(nullptr);
   auto it = flows.find(sparse);
   if (it != flows.end()) return it->second.get();
-#if VORTEX_HAVE_FLOW
   auto f = std::make_unique<detail::SparseFlow>();
   f->config = sparse;
   f->name = flow::flow_name(*sparse->program);
@@ -171,9 +160,6 @@ Expected<detail::SparseFlow*> CudaModel::Impl::flow_for(const flow::SparseConfig
   detail::SparseFlow* raw = f.get();
   flows.emplace(sparse, std::move(f));
   return raw;
-#else
-  return unsupported("this build has no flow module; sparse attention is unavailable");
-#endif
 }
 
 Expected<gpu::SparsePlanner*> CudaModel::Impl::planner_for(size_t range, int32_t chunk_pages) {
@@ -235,17 +221,10 @@ Status CudaModel::Impl::sparse_attention(const detail::StepShape& s, const KVCac
 
 Expected<flow::SparseConfig> builtin_sparse_config(const std::string& name,
                                                    const flow::BudgetParams& budget) {
-#if VORTEX_HAVE_FLOW
   flow::SparseConfig config;
   VORTEX_ASSIGN_OR_RETURN(config.program, flow::load_flow(name));
   config.budget = budget;
   return config;
-#else
-  (void)budget;
-  return unsupported("flow '" + name +
-                     "': this build has no flow module (src/flow), so only "
-                     "dense attention is available");
-#endif
 }
 
 Status CudaModel::run_cache_flow(KVCache& cache, const flow::SparseConfig& sparse,
