@@ -21,14 +21,18 @@ void rms_norm(const float* x, const float* weight, int64_t n, int64_t d, float e
 void add_rms_norm(float* residual, const float* x, const float* weight, int64_t n, int64_t d,
                   float eps, float* out);
 
+/// Inverse frequencies inv_freq[D/2] of a RoPE config, as Hugging Face computes them (default,
+/// linear and llama3 scaling). Pair i rotates by position · inv_freq[i].
+void rope_inv_freq(const RopeConfig& rope, int32_t head_dim, float* inv_freq);
+
 /// In place on x[n, heads, D]: rotates each head by its token's position (positions[n]).
 void rope(float* x, const int32_t* positions, int64_t n, int32_t heads, int32_t head_dim,
           const RopeConfig& rope);
 
 /// Writes K/V of n tokens into the paged cache. slots[n] = page * P + offset.
 ///   k, v  [n, H_kv, D] fp32 → kv.k / kv.v [num_pages, H_kv, P, D] in kv_dtype
-void append_kv(KVLayerView kv, DType kv_dtype, const float* k, const float* v,
-               const int32_t* slots, int64_t n);
+void append_kv(KVLayerView kv, DType kv_dtype, const float* k, const float* v, const int32_t* slots,
+               int64_t n);
 
 /// Decode attention over the paged cache, one query token per request.
 ///   q    [B, H_q, D]   out [B, H_q, D]
@@ -41,7 +45,8 @@ void paged_decode_attention(const float* q, KVLayerView kv, DType kv_dtype, Page
 /// over every cached token (prefix pages + the new tokens, already appended).
 ///   q [n, H_q, D]   out [n, H_q, D]   pages: the request's page list, num_tokens = start + n
 void paged_prefill_attention(const float* q, KVLayerView kv, DType kv_dtype, const int32_t* pages,
-                             int64_t start, int64_t n, int32_t num_q_heads, float scale, float* out);
+                             int64_t start, int64_t n, int32_t num_q_heads, float scale,
+                             float* out);
 
 /// out[n, f] = silu(gate) * up, from gate_up [n, 2f] = (gate | up) or two separate inputs.
 void silu_mul(const float* gate, const float* up, int64_t count, float* out);
