@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <thread>
 
 namespace vortex::engine::testing {
 
@@ -95,8 +96,8 @@ Status FakeBackend::wait(StepOutput* out) {
     errors_.push_back("wait() without launch()");
     return internal_error("fake backend: wait without launch");
   }
-  if (fail_next_) {
-    fail_next_ = false;
+  if (delay_.count() > 0) std::this_thread::sleep_for(delay_);
+  if (fail_next_.exchange(false)) {
     return internal_error("fake backend: injected failure");
   }
   ++steps_;

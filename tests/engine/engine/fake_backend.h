@@ -5,6 +5,8 @@
 // token, a wrong start position — changes the tokens that follow.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <set>
 #include <span>
@@ -36,8 +38,10 @@ class FakeBackend : public Backend {
   Status launch() override;
   Status wait(StepOutput* out) override;
 
-  /// The next step fails with an internal error (after writing nothing).
+  /// The next step fails with an internal error (after writing nothing). Thread-safe.
   void fail_next_step() { fail_next_ = true; }
+  /// Each step sleeps this long (to make steps observable from other threads).
+  void set_step_delay(std::chrono::milliseconds d) { delay_ = d; }
   /// Violations of the backend contract the engine committed (empty when none).
   const std::vector<std::string>& errors() const { return errors_; }
   int64_t steps_run() const { return steps_; }
@@ -50,7 +54,8 @@ class FakeBackend : public Backend {
   std::set<uint64_t> live_;
   const StepPlan* plan_ = nullptr;
   bool launched_ = false;
-  bool fail_next_ = false;
+  std::atomic<bool> fail_next_{false};
+  std::chrono::milliseconds delay_{0};
   int64_t steps_ = 0;
   std::vector<std::string> errors_;
 };
