@@ -27,9 +27,10 @@ Expected<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<Backend> backen
 
 Engine::~Engine() { shutdown(std::chrono::milliseconds(0)); }
 
-Expected<std::shared_ptr<RequestStream>> Engine::submit(GenerationRequest request) {
+Expected<std::shared_ptr<RequestStream>> Engine::submit(GenerationRequest request,
+                                                        std::shared_ptr<EventSignal> signal) {
   if (!accepting_.load()) return cancelled("the server is shutting down; not accepting requests");
-  auto stream = std::make_shared<RequestStream>(next_id_.fetch_add(1));
+  auto stream = std::make_shared<RequestStream>(next_id_.fetch_add(1), std::move(signal));
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stop_) return cancelled("the server is shutting down; not accepting requests");

@@ -19,6 +19,21 @@ std::string_view finish_reason_name(FinishReason reason) {
   return "";
 }
 
+void EventSignal::notify() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++count_;
+  }
+  cv_.notify_all();
+}
+
+bool EventSignal::wait(uint64_t* seen, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const bool notified = cv_.wait_for(lock, timeout, [&] { return count_ != *seen; });
+  *seen = count_;
+  return notified;
+}
+
 void RequestStream::push(RequestEvent event) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -27,6 +42,7 @@ void RequestStream::push(RequestEvent event) {
     events_.push_back(std::move(event));
   }
   cv_.notify_all();
+  if (signal_) signal_->notify();
 }
 
 std::optional<RequestEvent> RequestStream::next(std::chrono::milliseconds timeout) {

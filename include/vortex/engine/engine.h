@@ -39,7 +39,10 @@ class Engine {
 
   /// Queues a request. Errors: kInvalidArgument (bad request: too long, bad ids, ...),
   /// kResourceExhausted (queue full), kCancelled (shutting down).
-  Expected<std::shared_ptr<RequestStream>> submit(GenerationRequest request);
+  /// `signal`, when given, is notified on every event of the request (for consumers that wait on
+  /// several requests at once).
+  Expected<std::shared_ptr<RequestStream>> submit(GenerationRequest request,
+                                                  std::shared_ptr<EventSignal> signal = nullptr);
   /// Cancels a request; its pages are freed within one step. Unknown ids are ignored.
   void cancel(uint64_t id);
   /// A consistent snapshot of the metrics (gauges, counters, histograms, tokens/s).

@@ -60,10 +60,25 @@ struct RequestEvent {
   int32_t generated_tokens = 0;  ///< set on the finish event
 };
 
+/// Wakes one consumer that waits on several streams at once (n > 1 choices of one HTTP request).
+class EventSignal {
+ public:
+  void notify();
+  /// Waits until notify() was called after the call that returned `*seen`, or `timeout`.
+  /// Updates `*seen`; true when notified.
+  bool wait(uint64_t* seen, std::chrono::milliseconds timeout);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t count_ = 0;
+};
+
 /// Single-producer (the engine) / single-consumer queue of one request's events.
 class RequestStream {
  public:
-  explicit RequestStream(uint64_t id) : id_(id) {}
+  explicit RequestStream(uint64_t id, std::shared_ptr<EventSignal> signal = nullptr)
+      : id_(id), signal_(std::move(signal)) {}
   uint64_t id() const { return id_; }
 
   /// Engine side: appends an event and wakes the consumer.
@@ -71,11 +86,14 @@ class RequestStream {
   /// Consumer side: waits up to `timeout` for the next event; nullopt on timeout. After the
   /// finish event has been taken, returns nullopt at once.
   std::optional<RequestEvent> next(std::chrono::milliseconds timeout);
+  /// The next event if one is queued, without waiting.
+  std::optional<RequestEvent> try_next() { return next(std::chrono::milliseconds(0)); }
   /// True once the finish event has been pushed (it may not have been read yet).
   bool finished() const;
 
  private:
   uint64_t id_;
+  std::shared_ptr<EventSignal> signal_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<RequestEvent> events_;
