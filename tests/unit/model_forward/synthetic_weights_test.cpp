@@ -6,6 +6,8 @@
 
 #include <cmath>
 
+#include "vortex/model/checkpoint.h"
+
 namespace vortex {
 namespace {
 
@@ -76,6 +78,21 @@ TEST(SyntheticWeights, DeterministicPerSeedAndScaledByFanIn) {
   EXPECT_NEAR(stddev, 1.0 / std::sqrt(64.0), 0.005);
   const Tensor& norm = a->all().at("blk.0.attn_norm");
   for (int64_t i = 0; i < norm.numel(); ++i) EXPECT_NEAR(norm.data_as<float>()[i], 1.0f, 0.1f);
+}
+
+TEST(SyntheticCheckpoint, LoadsThroughLoadCheckpointWithSeed) {
+  auto a = load_checkpoint("synthetic:tiny-llama@3");
+  ASSERT_TRUE(a.has_value()) << a.status().to_string();
+  EXPECT_EQ(a->config.name, "synthetic:tiny-llama");
+  EXPECT_TRUE(check_weights(a->config, a->weights, a->source).is_ok());
+  ASSERT_EQ(a->tokenizer.tokens.size(), 256u);
+  EXPECT_EQ(a->tokenizer.tokens['A'], "A");
+  EXPECT_EQ(a->tokenizer.tokens[' '], "\xC4\xA0");  // GPT-2 byte alphabet: space is U+0120
+  const WeightMap direct = synthetic_weights(a->config, 3).value();
+  const Tensor& x = a->weights.all().at("blk.1.ffn_down");
+  const Tensor& y = direct.all().at("blk.1.ffn_down");
+  for (int64_t i = 0; i < x.numel(); ++i) ASSERT_EQ(x.data_as<float>()[i], y.data_as<float>()[i]);
+  EXPECT_FALSE(load_checkpoint("synthetic:no-such-preset").has_value());
 }
 
 }  // namespace
