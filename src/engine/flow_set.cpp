@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <set>
 
+#include "flow_loader.h"
+
 namespace vortex::engine {
 
 namespace {
@@ -78,25 +80,20 @@ Expected<FlowSet> FlowSet::load(const std::vector<std::string>& specs,
   if (!default_flow.empty()) all.push_back(default_flow);
   for (const std::string& spec : all) {
     if (spec == "dense") continue;
-    auto program = flow::load_flow(spec);
-    if (!program.has_value()) return program.status().with_context("loading flow '" + spec + "'");
-    std::shared_ptr<const flow::FlowProgram> p = *program;
-    const std::string name = flow::flow_name(*p);
-    if (name.empty()) return invalid_argument("flow '" + spec + "' has no name");
-    auto existing = set.flows_.find(name);
+    VORTEX_ASSIGN_OR_RETURN(LoadedFlow loaded, load_flow_program(spec));
+    if (loaded.name.empty()) return invalid_argument("flow '" + spec + "' has no name");
+    auto existing = set.flows_.find(loaded.name);
     if (existing != set.flows_.end()) {
       if (spec == default_flow) continue;  // the default was also listed explicitly
-      if (existing->second.program != nullptr || name == "dense") {
-        return invalid_argument("two loaded flows are named '" + name + "' (from '" + spec +
-                                "'); give each flow a unique name");
-      }
+      return invalid_argument("two loaded flows are named '" + loaded.name + "' (from '" + spec +
+                              "'); give each flow a unique name");
     }
     Entry e;
-    if (!flow::flow_is_dense(*p)) {
-      e.program = p;
-      e.uses_save = flow::flow_uses_save(*p);
+    if (!loaded.dense) {
+      e.program = loaded.program;
+      e.uses_save = loaded.uses_save;
       auto cfg = std::make_shared<flow::SparseConfig>();
-      cfg->program = p;
+      cfg->program = loaded.program;
       cfg->budget = budget;
       e.config = std::move(cfg);
       // Requests may override layers_skip, so the cache keeps aux fields on every layer.
@@ -104,15 +101,14 @@ Expected<FlowSet> FlowSet::load(const std::vector<std::string>& specs,
       sizing->budget.layers_skip.clear();
       e.sizing = std::move(sizing);
     }
-    set.flows_[name] = std::move(e);
+    set.flows_[loaded.name] = std::move(e);
   }
   if (default_flow.empty() || default_flow == "dense") {
     set.default_name_ = "dense";
   } else {
     // The default may have been given as a path: find it by the name its program carries.
-    auto program = flow::load_flow(default_flow);
-    if (!program.has_value()) return program.status().with_context("default flow");
-    set.default_name_ = flow::flow_name(**program);
+    VORTEX_ASSIGN_OR_RETURN(LoadedFlow loaded, load_flow_program(default_flow));
+    set.default_name_ = loaded.name;
   }
   return set;
 }

@@ -13,6 +13,10 @@
 
 #include "vortex/core/status.h"
 
+namespace vortex {
+struct Checkpoint;
+}
+
 namespace vortex::server {
 
 /// One chat message as the API receives it.
@@ -52,5 +56,9 @@ class TextCodec {
 /// Byte-level codec for models without a vocabulary: token b is byte b (needs vocab >= 256).
 /// Chat is rendered as "<role>: <content>\n" lines ending with "assistant: ".
 std::unique_ptr<TextCodec> make_byte_codec();
+
+/// The codec for a checkpoint: its BPE tokenizer and chat template, or the byte codec for a
+/// byte-level vocabulary without merges (synthetic models). Errors name the checkpoint.
+Expected<std::unique_ptr<TextCodec>> make_text_codec(const Checkpoint& checkpoint);
 
 }  // namespace vortex::server
