@@ -35,7 +35,8 @@ const json* member(const json& obj, const char* key) {
 Expected<int64_t> get_int(const json& j, std::string_view field, int64_t lo, int64_t hi) {
   if (!j.is_number_integer()) return field_error(field, "must be an integer, got " + type_name(j));
   if (j.is_number_unsigned() && j.get<uint64_t>() > static_cast<uint64_t>(hi)) {
-    return field_error(field, "must be at most " + std::to_string(hi));
+    return field_error(field, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                  "], got " + std::to_string(j.get<uint64_t>()));
   }
   const auto v = j.get<int64_t>();
   if (v < lo || v > hi) {
