@@ -20,6 +20,16 @@ using json = nlohmann::json;
 constexpr auto kPollInterval = std::chrono::milliseconds(100);
 constexpr auto kHeartbeatInterval = std::chrono::seconds(1);
 
+/// httplib::Server with access to its listening socket: the library listens with a backlog of 5,
+/// which drops connections when many clients connect at once; we raise it after binding.
+class HttpServer : public httplib::Server {
+ public:
+  void raise_backlog() {
+    const socket_t s = svr_sock_;
+    if (s != INVALID_SOCKET) ::listen(s, SOMAXCONN);  // re-listen updates the backlog on Linux
+  }
+};
+
 /// Compares in time independent of where the strings differ.
 bool constant_time_equal(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
@@ -39,7 +49,7 @@ struct Server::Impl {
   const engine::FlowSet& flows;
   const TextCodec& codec;
   ServerOptions opt;
-  httplib::Server http;
+  HttpServer http;
   std::atomic<bool> stopping{false};
   std::atomic<int> active{0};  // generation responses in flight
   std::mutex shutdown_mu;
@@ -143,7 +153,8 @@ void Server::Impl::setup_routes() {
         static_cast<size_t>(n));  // NOLINT(cppcoreguidelines-owning-memory)
   };
   http.set_payload_max_length(opt.max_body_bytes);
-  http.set_keep_alive_timeout(2);
+  http.set_keep_alive_max_count(1000);
+  http.set_keep_alive_timeout(5);
   http.set_read_timeout(30);
   http.set_write_timeout(10);
 
@@ -245,6 +256,7 @@ Expected<int> Server::bind() {
     return invalid_argument("cannot listen on " + s.opt.host + ":" + std::to_string(port) +
                             "; is the port in use? pick another with --port");
   }
+  s.http.raise_backlog();
   s.bound = true;
   return port;
 }
