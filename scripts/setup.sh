@@ -40,6 +40,12 @@ if ! .venv/bin/python -c "import numpy, gguf, tokenizers, safetensors, openai" 2
   .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
 fi
 
+# Eval haystack: Jane Austen's novels (public domain) from Debian's r-cran-janeaustenr.
+data_dir="${VORTEX_DATA_DIR:-$HOME/.cache/vortex/data}"
+if [ ! -s "$data_dir/austen.txt" ]; then
+  python3 tools/data/extract_austen.py "$data_dir"
+fi
+
 if [ "$want_model" = 1 ]; then
   scripts/fetch_model.sh || echo "setup: WARNING: could not fetch the default model (tests that need it will skip)"
 fi

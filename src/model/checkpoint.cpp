@@ -21,10 +21,11 @@ namespace fs = std::filesystem;
 
 namespace detail {
 
-Status run_parallel(size_t n, const std::function<Status(size_t)>& fn) {
+Status run_parallel(size_t n, int64_t total_elements, const std::function<Status(size_t)>& fn) {
   std::vector<Status> results(n);
   const size_t hw = std::max<size_t>(1, std::thread::hardware_concurrency());
-  const size_t workers = std::min<size_t>({hw, size_t{8}, n});
+  const size_t workers =
+      total_elements < (int64_t{1} << 22) ? 1 : std::min<size_t>({hw, size_t{8}, n});
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) results[i] = fn(i);

@@ -287,6 +287,12 @@ Expected<Checkpoint> load_gguf_checkpoint(const std::string& path) {
   VORTEX_ASSIGN_OR_RETURN(ck.config, gguf_model_config(f));
   VORTEX_ASSIGN_OR_RETURN(ck.tokenizer, gguf_tokenizer_spec(f));
 
+  // A block needs at least 9 tensors: a hostile block_count must not size the tables below.
+  if (uint64_t{9} * static_cast<uint64_t>(ck.config.num_layers) > f.tensors().size()) {
+    return invalid_argument(path + ": block_count " + std::to_string(ck.config.num_layers) +
+                            " needs more tensors than the file's " +
+                            std::to_string(f.tensors().size()));
+  }
   // Check every tensor's presence, shape and type before allocating anything.
   struct Job {
     const GgufTensorInfo* info;
@@ -294,6 +300,7 @@ Expected<Checkpoint> load_gguf_checkpoint(const std::string& path) {
     int64_t row_begin, row_end;
   };
   std::vector<Job> jobs;
+  int64_t total = 0;
   const std::vector<ExpectedWeight> want = expected_weights(ck.config);
   for (const ExpectedWeight& e : want) {
     const std::string gname = gguf_tensor_name(e.name);
@@ -314,9 +321,10 @@ Expected<Checkpoint> load_gguf_checkpoint(const std::string& path) {
     const int64_t row = info->dims[0];
     const int64_t rows = row == 0 ? 0 : info->numel / row;
     for (auto [b, end] : detail::split_rows(rows, row)) jobs.push_back({info, t, b, end});
+    total += t.numel();
     ck.weights.put(e.name, t);
   }
-  VORTEX_RETURN_IF_ERROR(detail::run_parallel(jobs.size(), [&](size_t i) {
+  VORTEX_RETURN_IF_ERROR(detail::run_parallel(jobs.size(), total, [&](size_t i) {
     const Job& j = jobs[i];
     return f.dequantize_rows(*j.info, j.row_begin, j.row_end,
                              j.dst.data_as<float>() + j.row_begin * j.info->dims[0]);

@@ -186,6 +186,12 @@ Expected<Checkpoint> load_hf_checkpoint(const std::string& dir_str) {
     }
   }
 
+  // A layer needs at least 9 tensors: a hostile num_hidden_layers must not size the tables below.
+  if (uint64_t{9} * static_cast<uint64_t>(ck.config.num_layers) > by_canonical.size()) {
+    return invalid_argument(
+        dir_str + ": num_hidden_layers " + std::to_string(ck.config.num_layers) +
+        " needs more tensors than the checkpoint's " + std::to_string(by_canonical.size()));
+  }
   // Check presence, shape and dtype of everything before allocating.
   const std::vector<ExpectedWeight> want = expected_weights(ck.config);
   for (const ExpectedWeight& e : want) {
@@ -211,13 +217,15 @@ Expected<Checkpoint> load_hf_checkpoint(const std::string& dir_str) {
     int64_t begin, end;
   };
   std::vector<Job> jobs;
+  int64_t total = 0;
   for (const ExpectedWeight& e : want) {
     const Source& s = by_canonical.at(e.name);
     VORTEX_ASSIGN_OR_RETURN(Tensor t, Tensor::empty(e.shape, DType::kF32));
     for (auto [b, end] : detail::split_rows(s.info->numel, 1)) jobs.push_back({s, t, b, end});
+    total += t.numel();
     ck.weights.put(e.name, t);
   }
-  VORTEX_RETURN_IF_ERROR(detail::run_parallel(jobs.size(), [&](size_t i) {
+  VORTEX_RETURN_IF_ERROR(detail::run_parallel(jobs.size(), total, [&](size_t i) {
     const Job& j = jobs[i];
     return j.src.file->read_f32(*j.src.info, j.begin, j.end, j.dst.data_as<float>() + j.begin);
   }));

@@ -53,7 +53,9 @@ Status ModelConfig::validate() const {
                      " matrix, beyond any real model");
     }
   }
-  if (int64_t{num_layers} * hidden_size > kMaxElems) return bad(name, "num_layers", "is too large");
+  if (num_layers > 65536) {
+    return bad(name, "num_layers", "is " + std::to_string(num_layers) + "; at most 65536");
+  }
   if (!(rms_norm_eps > 0.0f) || !std::isfinite(rms_norm_eps)) {
     return bad(name, "rms_norm_eps", "is " + std::to_string(rms_norm_eps) + "; must be > 0");
   }

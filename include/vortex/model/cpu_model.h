@@ -30,7 +30,8 @@ class CpuModel {
   /// flows of pages completed by this step, selects pages for decode rows of sparse requests
   /// (chunks with num_tokens == 1 and start_pos > 0), and writes the last-token logits of every
   /// chunk with want_logits, in batch order, to `logits` [count(want_logits), vocab]. Commits the
-  /// chunks' tokens to their page tables.
+  /// chunks' tokens to their page tables (only when the step succeeds). One forward at a time per
+  /// model: the step's scratch buffers live in the model.
   Status forward(const ForwardBatch& batch, KVCache& cache, float* logits, ForwardStats* stats);
 
  private:

@@ -21,6 +21,14 @@ struct TokenizerSpec {
   std::vector<int32_t> eot_ids;  ///< extra end-of-turn ids (e.g. <|im_end|>, <|eot_id|>)
   bool add_bos = false;          ///< prepend BOS when encoding a prompt
   std::string chat_template;     ///< the checkpoint's Jinja template text, used to pick a native template
+
+  // Set by the tokenizer.json reader (tokenizer_spec_from_json); GGUF loaders may leave them as is.
+  /// Explicit split regexes applied in order; when non-empty they override `pre`.
+  std::vector<std::string> pre_patterns;
+  /// A word that is itself a token skips merging (HF ignore_merges; implied by pre "llama3").
+  bool ignore_merges = false;
+  /// Prepend ' ' to text that lacks one (tokenizer.ggml.add_space_prefix, ByteLevel add_prefix_space).
+  bool add_space_prefix = false;
 };
 
 }  // namespace vortex

@@ -1,0 +1,130 @@
+// Paged decode attention benchmarks: the dense grid (qwen3-1.7b attention shape, page 16,
+// B x L), GQA variants at B=32 L=16K, and attention over a 32-page selection per row.
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernel_bench.h"
+#include "vortex/kernels/cuda/paged_decode_attention.h"
+
+namespace vortex::bench {
+namespace {
+
+constexpr int32_t kPage = 16, kDim = 128, kHkv = 8;
+
+gpu::PagedDecodeAttention make_op(int32_t h_q, int32_t batch) {
+  gpu::DecodeAttentionConfig c{h_q, kHkv, kDim, kPage, DType::kBF16, batch, 0};
+  auto op = gpu::PagedDecodeAttention::create(c);
+  if (!op.has_value()) {
+    std::fprintf(stderr, "vortex bench: %s\n", op.status().to_string().c_str());
+    std::exit(2);
+  }
+  return std::move(*op);
+}
+
+/// Calls per timed group so that a group lasts about 2 ms at `gbps` (and covers all copies).
+int calls_per_group(double bytes, int copies, double gbps) {
+  const double est_us = bytes / (gbps * 1e3);
+  const int n = static_cast<int>(std::ceil(2000.0 / std::max(est_us, 1.0)));
+  return std::clamp(std::max(n, copies), 1, 400);
+}
+
+void dense_case(const Options& o, Report& r, cudaStream_t s, int32_t h_q, int32_t batch,
+                int32_t len) {
+  const int32_t pages = len / kPage;
+  const double one = 2.0 * batch * pages * kHkv * static_cast<double>(kPage) * kDim * 2;
+  const int copies = rotation_copies(static_cast<size_t>(one), 4 * r.ceilings.l2_bytes, 64);
+  PagedFixture f(batch, pages, kHkv, kDim, kPage, copies, false, 11 + batch + len);
+  const gpu::PagedDecodeAttention op = make_op(h_q, batch);
+  DeviceVec<uint16_t> q(static_cast<size_t>(batch) * h_q * kDim), out(q.size());
+  fill_random_bf16(q.data(), q.size(), 5, s);
+  const float scale = 1.f / std::sqrt(static_cast<float>(kDim));
+  const Stats st = time_calls(
+      s, 3, o.quick ? 5 : 15, calls_per_group(one, copies, r.ceilings.read_gbps), [&](int i) {
+        const Status e = op.run(q.data(), f.kv(), f.table(i), nullptr, scale, out.data(), s);
+        if (!e.is_ok()) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+      });
+  const double bytes = one + 2.0 * q.size() * 2;
+  nlohmann::json& rec = r.add("attention_dense",
+                              {{"B", batch},
+                               {"L", len},
+                               {"H_q", h_q},
+                               {"H_kv", kHkv},
+                               {"D", kDim},
+                               {"P", kPage},
+                               {"copies", copies},
+                               {"ctas", op.launch().num_ctas}},
+                              st, bytes);
+  rec["ctas_per_sm"] = op.launch().ctas_per_sm;
+}
+
+void sparse_case(const Options& o, Report& r, cudaStream_t s) {
+  const int32_t batch = 32, len = 16384, pages = len / kPage, h_q = 16, selected = 32;
+  PagedFixture f(batch, pages, kHkv, kDim, kPage, 1, false, 99);
+  const gpu::PagedDecodeAttention op = make_op(h_q, batch);
+  const int32_t rows = batch * kHkv;
+  // 8 different random selections (bos page, 30 middle pages, last page) rotate through the pool.
+  const int sets = 8;
+  std::mt19937_64 rng(7);
+  std::vector<DeviceVec<int32_t>> sel_indices;
+  std::vector<int32_t> indptr(rows + 1);
+  for (int32_t rr = 0; rr <= rows; ++rr) indptr[rr] = rr * selected;
+  DeviceVec<int32_t> sel_indptr(indptr);
+  for (int st = 0; st < sets; ++st) {
+    std::vector<int32_t> idx;
+    for (int32_t b = 0; b < batch; ++b) {
+      const int32_t* list = &f.host_indices[static_cast<size_t>(b) * pages];
+      for (int32_t h = 0; h < kHkv; ++h) {
+        std::vector<int32_t> mid(pages - 2);
+        for (int32_t j = 0; j < pages - 2; ++j) mid[j] = j + 1;
+        std::shuffle(mid.begin(), mid.end(), rng);
+        mid.resize(selected - 2);
+        std::sort(mid.begin(), mid.end());
+        idx.push_back(list[0]);
+        for (int32_t j : mid) idx.push_back(list[j]);
+        idx.push_back(list[pages - 1]);
+      }
+    }
+    sel_indices.emplace_back(idx);
+  }
+  DeviceVec<uint16_t> q(static_cast<size_t>(batch) * h_q * kDim), out(q.size());
+  fill_random_bf16(q.data(), q.size(), 6, s);
+  const double bytes = 2.0 * rows * selected * static_cast<double>(kPage) * kDim * 2;
+  const Stats stt = time_calls(s, 3, o.quick ? 5 : 15, 64, [&](int i) {
+    const SelectionView sel{sel_indptr.data(), sel_indices[i % sets].data(), rows};
+    const Status e = op.run(q.data(), f.kv(), f.table(0), &sel, 0.088f, out.data(), s);
+    if (!e.is_ok()) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+  });
+  r.add("attention_sparse",
+        {{"B", batch},
+         {"L", len},
+         {"H_q", h_q},
+         {"H_kv", kHkv},
+         {"D", kDim},
+         {"P", kPage},
+         {"selected_pages", selected},
+         {"selection_sets", sets}},
+        stt, bytes);
+}
+
+}  // namespace
+
+void run_attention_benches(const Options& o, Report& r) {
+  cudaStream_t s;
+  cuda_ok(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
+  const std::vector<int32_t> batches =
+      o.quick ? std::vector<int32_t>{1, 32} : std::vector<int32_t>{1, 8, 32, 64};
+  const std::vector<int32_t> lens =
+      o.quick ? std::vector<int32_t>{1024, 16384} : std::vector<int32_t>{1024, 4096, 16384, 32768};
+  for (int32_t b : batches) {
+    for (int32_t l : lens) dense_case(o, r, s, 16, b, l);
+  }
+  // GQA group 4 (qwen3-8b, llama-3.1-8b) and 8 at the headline point.
+  dense_case(o, r, s, 32, 32, 16384);
+  if (!o.quick) dense_case(o, r, s, 64, 32, 16384);
+  sparse_case(o, r, s);
+  cuda_ok(cudaStreamDestroy(s), "cudaStreamDestroy");
+}
+
+}  // namespace vortex::bench

@@ -1,0 +1,72 @@
+// Paged decode attention on the GPU (sm_90a): one query token per request over a bf16 paged KV
+// cache, through the request's page table (dense) or a per-row page selection (sparse), with no
+// copy of K/V. GQA-aware (the G query heads of a KV head share every K/V load), split-KV with a
+// log-sum-exp merge, cp.async pipelines of 16-byte loads, fp32 softmax.
+//
+// Plan/run: create() sizes and allocates everything once (partial buffers for the largest batch);
+// run() only launches kernels. The split layout is a closed-form function of the CSR offsets,
+// evaluated on the device (decode_schedule.h), so run() is CUDA-graph safe: a captured run stays
+// valid when lengths, page ids and selections change between replays (same batch size B).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "vortex/core/allocator.h"
+#include "vortex/core/dtype.h"
+#include "vortex/core/status.h"
+#include "vortex/kvcache/layout.h"
+
+namespace vortex::gpu {
+
+struct DecodeAttentionConfig {
+  int32_t num_q_heads = 0;        ///< H_q, a multiple of H_kv with G = H_q / H_kv in 1..8
+  int32_t num_kv_heads = 0;       ///< H_kv
+  int32_t head_dim = 0;           ///< D: 64 or 128
+  int32_t page_size = 16;         ///< P: a power of two >= 16
+  DType io_dtype = DType::kBF16;  ///< dtype of q and out: kBF16 or kF32 (K/V are always bf16)
+  int32_t max_batch = 0;          ///< largest B that run() will see (sizes the partial buffers)
+  int32_t device = 0;             ///< CUDA device ordinal
+};
+
+/// Launch geometry chosen by create(), for reports and tuning.
+struct DecodeAttentionLaunch {
+  int32_t num_ctas = 0;  ///< persistent grid: SMs x resident CTAs per SM
+  int32_t ctas_per_sm = 0;
+  int32_t threads_per_cta = 0;
+  int32_t smem_bytes = 0;         ///< dynamic shared memory per CTA
+  int32_t min_pages_per_cta = 0;  ///< lower bound of W (short batches use fewer CTAs)
+  int32_t stage_tokens = 0;       ///< tokens per warp pipeline stage
+};
+
+class PagedDecodeAttention {
+ public:
+  /// Validates the config and allocates the split-KV partial buffers on `config.device`.
+  static Expected<PagedDecodeAttention> create(const DecodeAttentionConfig& config);
+
+  /// out[b, hq, :] = softmax(scale * q[b, hq] · Kᵀ) V over the request's tokens (dense, `sel`
+  /// null) or over the pages of row (b, hq / G) in `sel` (its last entry must be the request's last
+  /// page, holding last_page_len[b] tokens; every other entry a full page). Rows without pages get
+  /// zeros. All pointers are device pointers; q/out 16-byte aligned.
+  ///   q    [B, H_q, D]  io_dtype          out [B, H_q, D]  io_dtype
+  ///   kv   K, V [num_pages, H_kv, P, D] bf16
+  ///   pt   page table CSR of the B requests (pt.batch_size = B <= max_batch)
+  ///   sel  null, or the selection CSR over rows b * H_kv + h (sel->num_rows = B * H_kv)
+  Status run(const void* q, const KVLayerView& kv, const PageTableView& pt,
+             const SelectionView* sel, float scale, void* out, cudaStream_t stream) const;
+
+  const DecodeAttentionConfig& config() const { return config_; }
+  const DecodeAttentionLaunch& launch() const { return launch_; }
+
+ private:
+  PagedDecodeAttention() = default;
+  DecodeAttentionConfig config_;
+  DecodeAttentionLaunch launch_;
+  const void* attention_kernel_ = nullptr;
+  const void* merge_kernel_ = nullptr;
+  Buffer partial_o_;    // [num_ctas + max_batch * H_kv, G, D] fp32
+  Buffer partial_lse_;  // [num_ctas + max_batch * H_kv, G] fp32, log2 domain
+};
+
+}  // namespace vortex::gpu

@@ -1,0 +1,311 @@
+// Device side of paged decode attention: the persistent split-KV kernel and the log-sum-exp merge.
+// Layout of the work (decode_schedule.h): CTA c owns W pages of the flattened row page space and
+// walks the row segments in it. Inside a segment each of the 4 warps streams its own stages
+// (stage k of the segment belongs to warp k % 4) through a private cp.async ring in shared
+// memory; a lane copies and later reads only its own 16-byte slots, so the pipeline needs no
+// barrier. Lane mapping per stage: lane = (tsub, chunk): chunk = 8 dims of D, tsub = which of the
+// 32 / (D / 8) tokens of a warp-wide row; q of the G heads stays in registers, pre-scaled by
+// scale * log2(e), so the softmax runs in base 2. At a segment's end the warps' (m, l, o) are
+// merged through shared memory and written to `out` (whole row) or to the partial slot c + row.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#include "../common/device_utils.cuh"
+#include "vortex/kernels/cuda/decode_schedule.h"
+
+namespace vortex::gpu::decode {
+
+using detail::kNegInf;
+
+struct Params {
+  RowSpace rows;
+  const void* q = nullptr;           // [B, H_q, D] io dtype
+  void* out = nullptr;               // [B, H_q, D] io dtype
+  const __nv_bfloat16* k = nullptr;  // [num_pages, H_kv, P, D]
+  const __nv_bfloat16* v = nullptr;  // [num_pages, H_kv, P, D]
+  float* partial_o = nullptr;        // [num_ctas + rows, G, D]
+  float* partial_lse = nullptr;      // [num_ctas + rows, G]
+  int32_t num_q_heads = 0;
+  int32_t num_rows = 0;  // B * H_kv
+  int32_t num_ctas = 0;  // grid size of the attention kernel
+  int32_t min_pages = 1;
+  float scale_log2 = 0.f;  // softmax scale * log2(e)
+};
+
+template <int D, int G>
+struct Traits {
+  static_assert(D == 64 || D == 128, "head_dim 64 or 128");
+  static_assert(G >= 1 && G <= 8, "GQA group 1..8");
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kStages = 4;
+  static constexpr int kLanesPerToken = D / 8;               // 16-byte chunks per token row
+  static constexpr int kTokensPerRow = 32 / kLanesPerToken;  // tokens one warp load covers
+  static constexpr int kTokensPerLane = G <= 4 ? 4 : 2;      // per stage (bounds registers)
+  static constexpr int kStageTokens = kTokensPerRow * kTokensPerLane;
+  static constexpr int kStageBytes = 2 * kTokensPerLane * 32 * 16;  // K and V slots
+  static constexpr int kPipeBytes = kWarps * kStages * kStageBytes;
+  static constexpr int kMergeFloats = kWarps * G * (D + 2);  // m, l, o of every warp
+  static constexpr int kSmemBytes = kPipeBytes + kMergeFloats * 4;
+  // Residency the register allocation is sized for (3 x 68 KiB of shared memory fit an SM).
+  static constexpr int kMinBlocks = G <= 4 ? 3 : 2;
+};
+
+/// Row holding flattened offset `a` (32 probes per step across the warp).
+__device__ __forceinline__ int32_t find_row(const RowSpace& s, int64_t a, int lane) {
+  SearchRange r{0, search_size(s)};
+  while (r.hi - r.lo > 1) {
+    const int32_t i = r.lo + lane * search_step(r);
+    const bool ok = i < r.hi && search_key(s, i) <= a;
+    const unsigned mask = __ballot_sync(0xffffffffu, ok);  // bit 0 set: key(lo) <= a
+    r = search_narrow(r, 31 - __clz(mask));
+  }
+  return row_from_search(s, r.lo, a);
+}
+
+/// Attention of one row over pages [page_begin, page_end) of its list; all threads of the CTA.
+template <int D, int G, typename T>
+__device__ __forceinline__ void process_segment(const Params& p, const RowInfo& ri, int32_t row,
+                                                int32_t page_begin, int32_t page_end,
+                                                bool whole_row, unsigned char* smem) {
+  using Tr = Traits<D, G>;
+  constexpr int kLpt = Tr::kLanesPerToken, kTs = Tr::kTokensPerRow, kTpl = Tr::kTokensPerLane;
+  constexpr int kSt = Tr::kStageTokens, kS = Tr::kStages, kNw = Tr::kWarps;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int chunk = lane % kLpt, tsub = lane / kLpt;
+  const int log2p = p.rows.log2_page;
+  const int32_t page_mask = (1 << log2p) - 1;
+
+  const int32_t tok_begin = page_begin << log2p;
+  const int32_t tok_end = min(page_end << log2p, ri.num_tokens);
+  const int32_t nst = tok_end > tok_begin ? (tok_end - tok_begin + kSt - 1) / kSt : 0;
+  const int32_t my_n = nst > warp ? (nst - warp + kNw - 1) / kNw : 0;
+
+  // q of the G heads of this KV head, 8 dims per lane, in the base-2 softmax scale.
+  float q[G][8];
+  {
+    const T* qg = static_cast<const T*>(p.q) +
+                  (static_cast<int64_t>(ri.batch_index) * p.num_q_heads + ri.kv_head * G) * D +
+                  chunk * 8;
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      detail::load8(qg + g * D, q[g]);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) q[g][e] *= p.scale_log2;
+    }
+  }
+
+  const int64_t head_elems = static_cast<int64_t>(D) << log2p;  // one [P, D] tile
+  const int64_t page_elems = head_elems * p.rows.num_kv_heads;
+  const __nv_bfloat16* kbase = p.k + ri.kv_head * head_elems + chunk * 8;
+  const __nv_bfloat16* vbase = p.v + ri.kv_head * head_elems + chunk * 8;
+  unsigned char* wsm = smem + warp * (kS * Tr::kStageBytes);
+
+  auto stage_tok0 = [&](int32_t i) { return tok_begin + (warp + i * kNw) * kSt; };
+  auto page_of = [&](int32_t i) { return __ldg(ri.pages + (stage_tok0(i) >> log2p)); };
+  auto issue = [&](int32_t i, int32_t page) {
+    const int32_t tok0 = stage_tok0(i);
+    const int64_t off =
+        static_cast<int64_t>(page) * page_elems + static_cast<int64_t>(tok0 & page_mask) * D;
+    unsigned char* buf = wsm + (i % kS) * Tr::kStageBytes;
+#pragma unroll
+    for (int j = 0; j < kTpl; ++j) {
+      const int tt = j * kTs + tsub;
+      const bool valid = tok0 + tt < tok_end;
+      const int64_t src = off + (valid ? tt * D : 0);  // invalid: zero-fill, address unused
+      detail::cp_async_16(buf + (j * 32 + lane) * 16, kbase + src, valid ? 16 : 0);
+      detail::cp_async_16(buf + ((kTpl + j) * 32 + lane) * 16, vbase + src, valid ? 16 : 0);
+    }
+  };
+
+  float o[G][8];
+  float m[G], l[G];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    m[g] = kNegInf;
+    l[g] = 0.f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) o[g][e] = 0.f;
+  }
+
+  // Prologue: kS - 1 stages in flight (empty groups keep the group count uniform).
+#pragma unroll
+  for (int s = 0; s < kS - 1; ++s) {
+    if (s < my_n) issue(s, page_of(s));
+    detail::cp_async_commit();
+  }
+  int32_t next_page = (kS - 1 < my_n) ? page_of(kS - 1) : 0;
+
+  for (int32_t i = 0; i < my_n; ++i) {
+    const int32_t page = next_page;
+    if (i + kS < my_n) next_page = page_of(i + kS);  // prefetch the id one stage ahead
+    if (i + kS - 1 < my_n) issue(i + kS - 1, page);
+    detail::cp_async_commit();
+    detail::cp_async_wait<kS - 1>();  // stage i has landed (this lane's own slots)
+
+    const int32_t tok0 = stage_tok0(i);
+    const uint4* buf = reinterpret_cast<const uint4*>(wsm + (i % kS) * Tr::kStageBytes) + lane;
+    float s[kTpl][G];
+#pragma unroll
+    for (int j = 0; j < kTpl; ++j) {
+      float kf[8];
+      detail::unpack_bf16x8(buf[j * 32], kf);
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        float acc = 0.f;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc = fmaf(q[g][e], kf[e], acc);
+        s[j][g] = acc;
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < kTpl; ++j) {
+      const bool valid = tok0 + j * kTs + tsub < tok_end;
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        const float full = detail::group_sum<kLpt>(s[j][g]);
+        s[j][g] = valid ? full : kNegInf;
+      }
+    }
+    float mu[G];  // the (finite) max used as the exponent base for this stage
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float mx = s[0][g];
+#pragma unroll
+      for (int j = 1; j < kTpl; ++j) mx = fmaxf(mx, s[j][g]);
+      mx = detail::across_groups_max<kLpt>(mx);
+      const float mn = fmaxf(m[g], mx);
+      mu[g] = mn == kNegInf ? 0.f : mn;
+      const float alpha = detail::fast_exp2(m[g] - mu[g]);
+      m[g] = mn;
+      l[g] *= alpha;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) o[g][e] *= alpha;
+    }
+#pragma unroll
+    for (int j = 0; j < kTpl; ++j) {
+      float vf[8];
+      detail::unpack_bf16x8(buf[(kTpl + j) * 32], vf);
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        const float pj = detail::fast_exp2(s[j][g] - mu[g]);
+        l[g] += pj;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) o[g][e] = fmaf(pj, vf[e], o[g][e]);
+      }
+    }
+  }
+
+  // Sum the token groups of the warp (m is already warp-uniform).
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    l[g] = detail::across_groups_sum<kLpt>(l[g]);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) o[g][e] = detail::across_groups_sum<kLpt>(o[g][e]);
+  }
+
+  // Merge the warps through shared memory: ms, ls [kNw][G], os [kNw][G][D].
+  float* ms = reinterpret_cast<float*>(smem + Tr::kPipeBytes);
+  float* ls = ms + kNw * G;
+  float* os = ls + kNw * G;
+  if (lane == 0) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      ms[warp * G + g] = m[g];
+      ls[warp * G + g] = l[g];
+    }
+  }
+  if (tsub == 0) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float4* dst = reinterpret_cast<float4*>(os + (warp * G + g) * D + chunk * 8);
+      dst[0] = make_float4(o[g][0], o[g][1], o[g][2], o[g][3]);
+      dst[1] = make_float4(o[g][4], o[g][5], o[g][6], o[g][7]);
+    }
+  }
+  __syncthreads();
+  const int64_t out_head0 = static_cast<int64_t>(ri.batch_index) * p.num_q_heads + ri.kv_head * G;
+  const int64_t slot = static_cast<int64_t>(blockIdx.x) + row;
+  for (int idx = threadIdx.x; idx < G * D; idx += Tr::kThreads) {
+    const int g = idx / D, d = idx % D;
+    float mx = kNegInf;
+#pragma unroll
+    for (int w = 0; w < kNw; ++w) mx = fmaxf(mx, ms[w * G + g]);
+    float lsum = 0.f, osum = 0.f;
+    if (mx != kNegInf) {
+#pragma unroll
+      for (int w = 0; w < kNw; ++w) {
+        const float f = detail::fast_exp2(ms[w * G + g] - mx);
+        lsum += ls[w * G + g] * f;
+        osum += os[(w * G + g) * D + d] * f;
+      }
+    }
+    const float val = lsum > 0.f ? osum / lsum : 0.f;
+    if (whole_row) {
+      detail::store_elem(static_cast<T*>(p.out) + (out_head0 + g) * D + d, val);
+    } else {
+      p.partial_o[(slot * G + g) * D + d] = val;
+      if (d == 0) p.partial_lse[slot * G + g] = lsum > 0.f ? mx + __log2f(lsum) : kNegInf;
+    }
+  }
+  __syncthreads();  // the merge scratch is reused by the next segment
+}
+
+template <int D, int G, typename T>
+__global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBlocks)
+    attention_kernel(const __grid_constant__ Params p) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  const int64_t total = row_space_total(p.rows);
+  const int64_t per_cta = pages_per_cta(total, p.num_ctas, p.min_pages);
+  const int64_t a = static_cast<int64_t>(blockIdx.x) * per_cta;
+  if (a >= total) return;
+  const int64_t e = a + per_cta < total ? a + per_cta : total;
+  int32_t row = find_row(p.rows, a, threadIdx.x % 32);
+  for (;;) {
+    const RowInfo ri = row_info(p.rows, row);
+    const int64_t rb = ri.flat_begin, re = rb + ri.num_pages;
+    if (ri.num_pages > 0) {
+      const int64_t sb = a > rb ? a : rb, se = e < re ? e : re;
+      process_segment<D, G, T>(p, ri, row, static_cast<int32_t>(sb - rb),
+                               static_cast<int32_t>(se - rb), sb == rb && se == re, smem);
+    }
+    if (re >= e || row + 1 >= p.num_rows) break;
+    ++row;
+  }
+}
+
+/// One CTA per row: combines the row's partial slots (rows split over several CTAs), writes zeros
+/// for rows without pages, and leaves rows finished by one CTA alone.
+template <typename T>
+__global__ void __launch_bounds__(128)
+    merge_kernel(const __grid_constant__ Params p, int G, int D) {
+  const int32_t row = blockIdx.x;
+  const RowInfo ri = row_info(p.rows, row);
+  T* out = static_cast<T*>(p.out) +
+           (static_cast<int64_t>(ri.batch_index) * p.num_q_heads + ri.kv_head * G) * D;
+  if (ri.num_pages == 0) {
+    for (int idx = threadIdx.x; idx < G * D; idx += blockDim.x) detail::store_elem(out + idx, 0.f);
+    return;
+  }
+  const int64_t per_cta = pages_per_cta(row_space_total(p.rows), p.num_ctas, p.min_pages);
+  const int64_t c0 = first_cta(ri, per_cta), c1 = last_cta(ri, per_cta);
+  if (c0 == c1) return;
+  for (int idx = threadIdx.x; idx < G * D; idx += blockDim.x) {
+    const int g = idx / D, d = idx % D;
+    float mx = kNegInf;
+    for (int64_t c = c0; c <= c1; ++c) mx = fmaxf(mx, p.partial_lse[(c + row) * G + g]);
+    float lsum = 0.f, osum = 0.f;
+    if (mx != kNegInf) {
+      for (int64_t c = c0; c <= c1; ++c) {
+        const float f = detail::fast_exp2(p.partial_lse[(c + row) * G + g] - mx);
+        lsum += f;
+        osum += f * p.partial_o[((c + row) * G + g) * D + d];
+      }
+    }
+    detail::store_elem(out + idx, lsum > 0.f ? osum / lsum : 0.f);
+  }
+}
+
+}  // namespace vortex::gpu::decode

@@ -1,0 +1,196 @@
+// Host side of paged decode attention: config validation, kernel choice per (D, G, dtype),
+// occupancy-sized persistent grid, partial buffers, and the two launches of run().
+#include <cuda_runtime.h>
+
+#include <string>
+#include <utility>
+
+#include "decode_attention_kernel.cuh"
+#include "vortex/core/check.h"
+#include "vortex/core/cuda_allocator.h"
+#include "vortex/core/cuda_check.h"
+#include "vortex/kernels/cuda/paged_decode_attention.h"
+
+namespace vortex::gpu {
+namespace {
+
+struct KernelSet {
+  const void* attention = nullptr;
+  const void* merge = nullptr;
+  int smem_bytes = 0;
+  int threads = 0;
+  int stage_tokens = 0;
+};
+
+template <int D, int G, typename T>
+KernelSet kernel_set() {
+  using Tr = decode::Traits<D, G>;
+  return {reinterpret_cast<const void*>(&decode::attention_kernel<D, G, T>),
+          reinterpret_cast<const void*>(&decode::merge_kernel<T>), Tr::kSmemBytes, Tr::kThreads,
+          Tr::kStageTokens};
+}
+
+template <int D, typename T>
+KernelSet kernel_set_g(int g) {
+  switch (g) {
+    case 1:
+      return kernel_set<D, 1, T>();
+    case 2:
+      return kernel_set<D, 2, T>();
+    case 3:
+      return kernel_set<D, 3, T>();
+    case 4:
+      return kernel_set<D, 4, T>();
+    case 5:
+      return kernel_set<D, 5, T>();
+    case 6:
+      return kernel_set<D, 6, T>();
+    case 7:
+      return kernel_set<D, 7, T>();
+    case 8:
+      return kernel_set<D, 8, T>();
+    default:
+      return {};
+  }
+}
+
+KernelSet select_kernels(int d, int g, DType io) {
+  const bool bf16 = io == DType::kBF16;
+  if (d == 64) return bf16 ? kernel_set_g<64, __nv_bfloat16>(g) : kernel_set_g<64, float>(g);
+  if (d == 128) return bf16 ? kernel_set_g<128, __nv_bfloat16>(g) : kernel_set_g<128, float>(g);
+  return {};
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+int log2_exact(int32_t x) {
+  int l = 0;
+  while ((1 << l) < x) ++l;
+  return l;
+}
+
+}  // namespace
+
+Expected<PagedDecodeAttention> PagedDecodeAttention::create(const DecodeAttentionConfig& c) {
+  const std::string where = "paged decode attention config: ";
+  if (c.num_kv_heads <= 0 || c.num_q_heads <= 0 || c.num_q_heads % c.num_kv_heads != 0) {
+    return invalid_argument(where + "num_q_heads (" + std::to_string(c.num_q_heads) +
+                            ") must be a positive multiple of num_kv_heads (" +
+                            std::to_string(c.num_kv_heads) + ")");
+  }
+  const int g = c.num_q_heads / c.num_kv_heads;
+  if (g > 8) {
+    return unsupported(where + "GQA group " + std::to_string(g) + " > 8 is not supported");
+  }
+  if (c.head_dim != 64 && c.head_dim != 128) {
+    return unsupported(where + "head_dim " + std::to_string(c.head_dim) +
+                       " is not supported (64 or 128)");
+  }
+  if (c.page_size < 16 || (c.page_size & (c.page_size - 1)) != 0 || c.page_size > (1 << 16)) {
+    return unsupported(where + "page_size " + std::to_string(c.page_size) +
+                       " must be a power of two in [16, 65536]");
+  }
+  if (c.io_dtype != DType::kBF16 && c.io_dtype != DType::kF32) {
+    return unsupported(where + "q/out dtype " + std::string(dtype_name(c.io_dtype)) +
+                       " (use bf16 or f32)");
+  }
+  if (c.max_batch <= 0) return invalid_argument(where + "max_batch must be positive");
+
+  const KernelSet ks = select_kernels(c.head_dim, g, c.io_dtype);
+  VORTEX_CHECK(ks.attention != nullptr);
+  if (c.page_size < ks.stage_tokens) {
+    return unsupported(where + "page_size " + std::to_string(c.page_size) + " < stage of " +
+                       std::to_string(ks.stage_tokens) + " tokens");
+  }
+
+  VORTEX_CUDA_RETURN_IF_ERROR(cudaSetDevice(c.device));
+  int sms = 0;
+  VORTEX_CUDA_RETURN_IF_ERROR(
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, c.device));
+  VORTEX_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
+      ks.attention, cudaFuncAttributeMaxDynamicSharedMemorySize, ks.smem_bytes));
+  int per_sm = 0;
+  VORTEX_CUDA_RETURN_IF_ERROR(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+      &per_sm, ks.attention, ks.threads, ks.smem_bytes));
+  if (per_sm <= 0) return internal_error(where + "attention kernel cannot be resident on an SM");
+
+  PagedDecodeAttention op;
+  op.config_ = c;
+  op.launch_.ctas_per_sm = per_sm;
+  op.launch_.num_ctas = sms * per_sm;
+  op.launch_.threads_per_cta = ks.threads;
+  op.launch_.smem_bytes = ks.smem_bytes;
+  op.launch_.min_pages_per_cta = c.page_size >= 64 ? 1 : 64 / c.page_size;
+  op.launch_.stage_tokens = ks.stage_tokens;
+  op.attention_kernel_ = ks.attention;
+  op.merge_kernel_ = ks.merge;
+
+  VORTEX_ASSIGN_OR_RETURN(Allocator * alloc, cuda_allocator(c.device));
+  const int64_t slots = static_cast<int64_t>(op.launch_.num_ctas) +
+                        static_cast<int64_t>(c.max_batch) * c.num_kv_heads;
+  VORTEX_ASSIGN_OR_RETURN(
+      op.partial_o_, Buffer::allocate(*alloc, static_cast<size_t>(slots) * g * c.head_dim * 4));
+  VORTEX_ASSIGN_OR_RETURN(op.partial_lse_,
+                          Buffer::allocate(*alloc, static_cast<size_t>(slots) * g * 4));
+  return Expected<PagedDecodeAttention>(std::move(op));
+}
+
+Status PagedDecodeAttention::run(const void* q, const KVLayerView& kv, const PageTableView& pt,
+                                 const SelectionView* sel, float scale, void* out,
+                                 cudaStream_t stream) const {
+  const DecodeAttentionConfig& c = config_;
+  const std::string where = "paged decode attention: ";
+  if (pt.batch_size < 0 || pt.batch_size > c.max_batch) {
+    return invalid_argument(where + "batch " + std::to_string(pt.batch_size) +
+                            " outside [0, max_batch " + std::to_string(c.max_batch) + "]");
+  }
+  if (kv.num_kv_heads != c.num_kv_heads || kv.head_dim != c.head_dim ||
+      kv.page_size != c.page_size) {
+    return invalid_argument(where + "KV layer shape (H_kv " + std::to_string(kv.num_kv_heads) +
+                            ", D " + std::to_string(kv.head_dim) + ", P " +
+                            std::to_string(kv.page_size) + ") does not match the config");
+  }
+  const int32_t rows = pt.batch_size * c.num_kv_heads;
+  if (sel != nullptr && sel->num_rows != rows) {
+    return invalid_argument(where + "selection has " + std::to_string(sel->num_rows) +
+                            " rows, expected B * H_kv = " + std::to_string(rows));
+  }
+  if (!aligned16(q) || !aligned16(out) || !aligned16(kv.k) || !aligned16(kv.v)) {
+    return invalid_argument(where + "q, out, K and V must be 16-byte aligned device pointers");
+  }
+  if (rows == 0) return Status::ok();
+
+  decode::Params p;
+  p.rows.page_indptr = pt.page_indptr;
+  p.rows.page_indices = pt.page_indices;
+  p.rows.last_page_len = pt.last_page_len;
+  p.rows.sel_indptr = sel != nullptr ? sel->sel_indptr : nullptr;
+  p.rows.sel_indices = sel != nullptr ? sel->sel_indices : nullptr;
+  p.rows.batch = pt.batch_size;
+  p.rows.num_kv_heads = c.num_kv_heads;
+  p.rows.log2_page = log2_exact(c.page_size);
+  p.q = q;
+  p.out = out;
+  p.k = static_cast<const __nv_bfloat16*>(kv.k);
+  p.v = static_cast<const __nv_bfloat16*>(kv.v);
+  p.partial_o = static_cast<float*>(partial_o_.data());
+  p.partial_lse = static_cast<float*>(partial_lse_.data());
+  p.num_q_heads = c.num_q_heads;
+  p.num_rows = rows;
+  p.num_ctas = launch_.num_ctas;
+  p.min_pages = launch_.min_pages_per_cta;
+  p.scale_log2 = scale * 1.4426950408889634f;
+
+  void* attn_args[] = {&p};
+  VORTEX_CUDA_RETURN_IF_ERROR(cudaLaunchKernel(attention_kernel_, dim3(launch_.num_ctas),
+                                               dim3(launch_.threads_per_cta), attn_args,
+                                               launch_.smem_bytes, stream));
+  int g = c.num_q_heads / c.num_kv_heads;
+  int d = c.head_dim;
+  void* merge_args[] = {&p, &g, &d};
+  VORTEX_CUDA_RETURN_IF_ERROR(
+      cudaLaunchKernel(merge_kernel_, dim3(rows), dim3(128), merge_args, 0, stream));
+  return Status::ok();
+}
+
+}  // namespace vortex::gpu

@@ -1,0 +1,216 @@
+// The hand-written block_topk flow on the GPU: page centroids (cache flow) and centroid scores
+// (indexer) against host computations, untouched entries left alone, and the whole sparse layer
+// (planner -> scores -> top-k -> attention over the selection) against references here.
+#include "vortex/kernels/cuda/block_topk_flow.h"
+
+#include <cuda_runtime_api.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "attention_reference.h"
+#include "gpu_test_util.h"
+#include "vortex/kernels/cuda/paged_decode_attention.h"
+#include "vortex/kernels/cuda/row_topk.h"
+#include "vortex/kernels/cuda/sparse_planner.h"
+
+namespace vortex::gpu {
+namespace {
+
+using gpu_test::DeviceArray;
+
+std::vector<uint16_t> random_bf16(size_t n, std::mt19937_64& rng) {
+  std::uniform_real_distribution<float> uni(-1.f, 1.f);
+  std::vector<uint16_t> v(n);
+  for (uint16_t& x : v) x = gpu_test::to_bf16(uni(rng));
+  return v;
+}
+
+TEST(BlockTopKFlow, RejectsBadFields) {
+  KVLayerView kv{nullptr, nullptr, 4, 2, 16, 128};
+  AuxFieldView f{nullptr, 2, 128};
+  EXPECT_EQ(compute_centroids(kv, f, nullptr, nullptr, 4, 0).code(), StatusCode::kInvalidArgument);
+  kv.head_dim = 80;
+  EXPECT_EQ(compute_centroids(kv, f, nullptr, nullptr, 4, 0).code(), StatusCode::kUnsupported);
+}
+
+TEST(BlockTopKFlow, CentroidsAreMeanKeys) {
+  VORTEX_REQUIRE_GPU();
+  std::mt19937_64 rng(1);
+  for (int32_t dim : {64, 128}) {
+    for (int32_t page : {16, 64}) {
+      const int32_t num_pages = 300, h_kv = 3;
+      const std::vector<uint16_t> k =
+          random_bf16(static_cast<size_t>(num_pages) * h_kv * page * dim, rng);
+      std::vector<int32_t> ids(num_pages);
+      std::iota(ids.begin(), ids.end(), 0);
+      std::shuffle(ids.begin(), ids.end(), rng);
+      ids.resize(120);  // completed this step; only the first 100 are counted on the device
+      DeviceArray<uint16_t> dk(k), cent(static_cast<size_t>(num_pages) * h_kv * dim);
+      DeviceArray<int32_t> dids(ids), count(std::vector<int32_t>{100});
+      cent.poison();
+      KVLayerView kv{dk.data(), dk.data(), num_pages, h_kv, page, dim};
+      AuxFieldView f{cent.data(), 1, dim};
+      ASSERT_TRUE(compute_centroids(kv, f, dids.data(), count.data(), 120, 0).is_ok());
+      VORTEX_CUDA_CHECK(cudaDeviceSynchronize());
+      const std::vector<uint16_t> got = cent.download();
+      std::vector<bool> done(num_pages, false);
+      for (int i = 0; i < 100; ++i) done[ids[i]] = true;
+      for (int32_t pg = 0; pg < num_pages; ++pg) {
+        for (int32_t h = 0; h < h_kv; ++h) {
+          for (int32_t d = 0; d < dim; ++d) {
+            const float g =
+                gpu_test::from_bf16(got[(static_cast<size_t>(pg) * h_kv + h) * dim + d]);
+            if (!done[pg]) {
+              ASSERT_TRUE(std::isnan(g)) << "page " << pg << " was not listed";
+              continue;
+            }
+            double mean = 0;
+            for (int32_t t = 0; t < page; ++t) {
+              mean += gpu_test::from_bf16(
+                  k[((static_cast<size_t>(pg) * h_kv + h) * page + t) * dim + d]);
+            }
+            mean /= page;
+            ASSERT_NEAR(g, mean, std::abs(mean) / 128 + 1e-6) << "page " << pg << " d " << d;
+          }
+        }
+      }
+    }
+  }
+}
+
+/// A sparse decode layer on the host: page tables, K/V, centroids, q.
+struct Layer {
+  gpu_test::HostPageTable t;
+  int32_t h_kv = 2, g = 2, dim = 128, page = 16;
+  std::vector<uint16_t> k, v, cent;  // [num_pages, H_kv, P, D], [num_pages, H_kv, 1, D]
+  std::vector<float> q;              // [B, H_q, D]
+};
+
+Layer make_layer(const std::vector<int32_t>& pages, std::mt19937_64& rng) {
+  Layer l;
+  l.t = gpu_test::random_page_table(pages, l.page, rng);
+  const size_t tiles = static_cast<size_t>(l.t.num_pages) * l.h_kv;
+  l.k = random_bf16(tiles * l.page * l.dim, rng);
+  l.v = random_bf16(tiles * l.page * l.dim, rng);
+  l.cent = random_bf16(tiles * l.dim, rng);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  l.q.resize(static_cast<size_t>(l.t.batch()) * l.h_kv * l.g * l.dim);
+  for (float& x : l.q) x = normal(rng);
+  return l;
+}
+
+double host_score(const Layer& l, int32_t b, int32_t h, int32_t j) {
+  const int32_t pg = l.t.indices[l.t.indptr[b] + j];
+  double acc = 0;
+  for (int32_t d = 0; d < l.dim; ++d) {
+    double qbar = 0;
+    for (int32_t x = 0; x < l.g; ++x) {
+      qbar += l.q[((static_cast<size_t>(b) * l.h_kv + h) * l.g + x) * l.dim + d];
+    }
+    acc += qbar / l.g *
+           gpu_test::from_bf16(l.cent[(static_cast<size_t>(pg) * l.h_kv + h) * l.dim + d]);
+  }
+  return acc;
+}
+
+TEST(BlockTopKFlow, SparseLayerMatchesReferences) {
+  VORTEX_REQUIRE_GPU();
+  std::mt19937_64 rng(2);
+  std::vector<int32_t> pages = {1, 20, 33, 700, 64, 2000, 31, 1500};  // dense and sparse rows
+  Layer l = make_layer(pages, rng);
+  const int32_t batch = l.t.batch(), rows = batch * l.h_kv, h_q = l.h_kv * l.g;
+
+  PlannerConfig pc;
+  pc.max_batch = batch;
+  pc.num_kv_heads = l.h_kv;
+  pc.max_pages_per_request = 2000;
+  pc.chunk_pages = 64;
+  auto planner = SparsePlanner::create(pc);
+  ASSERT_TRUE(planner.has_value()) << planner.status().to_string();
+  DeviceArray<int32_t> indptr(l.t.indptr), indices(l.t.indices), last(l.t.last);
+  DeviceArray<uint16_t> dk(l.k), dv(l.v), dc(l.cent);
+  DeviceArray<float> dq(l.q), out(l.q.size());
+  DeviceArray<float> scores(l.t.indices.size() * l.h_kv);
+  scores.poison();
+  out.poison();
+  const PageTableView pt{indptr.data(), indices.data(), last.data(), batch};
+  const BudgetArgs args{30, 0.f, 1, 1};
+  ASSERT_TRUE(planner->plan(pt, args, 1, 0).is_ok());
+  ASSERT_TRUE(centroid_scores(dq.data(), DType::kF32, h_q, l.h_kv, l.dim,
+                              AuxFieldView{dc.data(), 1, l.dim}, pt, planner->worklist(),
+                              scores.data(), 0)
+                  .is_ok());
+  ASSERT_TRUE(select_topk(scores.data(), DType::kF32, pt, l.h_kv, planner->sel_indptr(),
+                          planner->sel_indices(), planner->sel_capacity(), args.bos, args.eos, 0.f,
+                          0)
+                  .is_ok());
+  DecodeAttentionConfig ac{h_q, l.h_kv, l.dim, l.page, DType::kF32, batch, 0};
+  auto attn = PagedDecodeAttention::create(ac);
+  ASSERT_TRUE(attn.has_value()) << attn.status().to_string();
+  const SelectionView sel = planner->selection(batch);
+  const KVLayerView kv{dk.data(), dv.data(), l.t.num_pages, l.h_kv, l.page, l.dim};
+  const float scale = 1.f / std::sqrt(static_cast<float>(l.dim));
+  ASSERT_TRUE(attn->run(dq.data(), kv, pt, &sel, scale, out.data(), 0).is_ok());
+  VORTEX_CUDA_CHECK(cudaDeviceSynchronize());
+
+  // Scores: candidates of sparse rows written and right; everything else untouched (NaN).
+  const std::vector<float> sc = scores.download();
+  std::vector<int32_t> sel_indptr(rows + 1);
+  VORTEX_CUDA_CHECK(cudaMemcpy(sel_indptr.data(), planner->sel_indptr(), sel_indptr.size() * 4,
+                               cudaMemcpyDeviceToHost));
+  std::vector<int32_t> sel_indices(sel_indptr.back());
+  VORTEX_CUDA_CHECK(cudaMemcpy(sel_indices.data(), planner->sel_indices(), sel_indices.size() * 4,
+                               cudaMemcpyDeviceToHost));
+  const std::vector<float> got = out.download();
+  for (int32_t b = 0; b < batch; ++b) {
+    const int32_t n = l.t.pages(b);
+    const bool sparse = n > 32;
+    for (int32_t h = 0; h < l.h_kv; ++h) {
+      const int32_t r = b * l.h_kv + h;
+      const float* s = &sc[gpu_test::row_space_offset(l.t, l.h_kv, b, h)];
+      for (int32_t j = 0; j < n; ++j) {
+        if (sparse && j >= 1 && j < n - 1) {
+          ASSERT_NEAR(s[j], host_score(l, b, h, j), 1e-4) << "row " << r << " page " << j;
+        } else {
+          ASSERT_TRUE(std::isnan(s[j])) << "row " << r << " page " << j << " written";
+        }
+      }
+      // Selection: the exact top-30 of the GPU's own scores, ties to the lower page.
+      std::vector<int32_t> want;
+      const int32_t* pg = &l.t.indices[l.t.indptr[b]];
+      if (!sparse) {
+        want.assign(pg, pg + n);
+      } else {
+        std::vector<int32_t> cand(n - 2);
+        std::iota(cand.begin(), cand.end(), 1);
+        std::stable_sort(cand.begin(), cand.end(),
+                         [&](int32_t x, int32_t y) { return s[x] > s[y]; });
+        cand.resize(30);
+        std::sort(cand.begin(), cand.end());
+        want.push_back(pg[0]);
+        for (int32_t j : cand) want.push_back(pg[j]);
+        want.push_back(pg[n - 1]);
+      }
+      const std::vector<int32_t> row(sel_indices.begin() + sel_indptr[r],
+                                     sel_indices.begin() + sel_indptr[r + 1]);
+      ASSERT_EQ(row, want) << "row " << r;
+      // Attention over the selection.
+      std::vector<double> ref(l.dim), mine(l.dim);
+      for (int32_t x = 0; x < l.g; ++x) {
+        const size_t at = ((static_cast<size_t>(b) * l.h_kv + h) * l.g + x) * l.dim;
+        gpu_test::attention_row(l.k, l.v, l.h_kv, l.page, l.dim, want, l.t.last[b], h, &l.q[at],
+                                scale, ref.data());
+        for (int32_t d = 0; d < l.dim; ++d) mine[d] = got[at + d];
+        EXPECT_LE(gpu_test::rel_l2(mine, ref), 1e-4) << "row " << r << " head " << x;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace vortex::gpu

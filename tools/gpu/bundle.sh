@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Builds the GPU test binaries and vortex_kernel_bench HERE (cuda preset; the GPU machine has no
+# Debian -dev packages) and gathers them into a small relocatable folder to carry to the GPU
+# machine, where tools/gpu/check.sh runs them:
+#   tools/gpu/bundle.sh [--build-dir build/cuda] [--out build/gpu-bundle] [--no-build]
+# Layout: OUT/gpu_tests/* (every ctest test labelled `gpu`), OUT/bin/vortex_kernel_bench,
+# OUT/lib/ (shared libraries the binaries need beyond glibc/libstdc++ and the CUDA toolkit's
+# cuBLAS/NVRTC -- normally none, the binaries link with --as-needed and static gtest/cudart),
+# OUT/MANIFEST.txt. Debug info is stripped to keep the folder far below the 64 MiB carry limit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+build_dir=build/cuda
+out=build/gpu-bundle
+do_build=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build-dir) build_dir="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --no-build) do_build=0; shift ;;
+    *) echo "bundle.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$do_build" = 1 ]; then
+  cmake --preset cuda >/dev/null
+  targets=$(ctest --test-dir "$build_dir" -L gpu --show-only=json-v1 2>/dev/null |
+    python3 -c 'import json,sys,os; d=json.load(sys.stdin); print(" ".join(sorted({os.path.basename(t["command"][0]) for t in d["tests"] if t.get("command")})))')
+  echo "bundle: building ${targets} vortex_kernel_bench"
+  # shellcheck disable=SC2086
+  cmake --build "$build_dir" -j2 --target ${targets} vortex_kernel_bench
+fi
+
+rm -rf "$out"
+mkdir -p "$out/gpu_tests" "$out/bin" "$out/lib"
+ctest --test-dir "$build_dir" -L gpu --show-only=json-v1 2>/dev/null |
+  python3 -c 'import json,sys; d=json.load(sys.stdin); [print(t["command"][0]) for t in d["tests"] if t.get("command")]' |
+  sort -u | while read -r exe; do
+    cp "$exe" "$out/gpu_tests/"
+  done
+cp "$build_dir/bin/vortex_kernel_bench" "$out/bin/"
+
+# Shared libraries that a stock Ubuntu + CUDA toolkit would not provide.
+system_re='^(linux-vdso|libc\.so|libm\.so|libstdc\+\+|libgcc_s|ld-linux|librt|libpthread|libdl|libcublas|libcublasLt|libnvrtc|libcudart|libcuda\.so)'
+for f in "$out"/gpu_tests/* "$out"/bin/*; do
+  strip --strip-debug "$f"
+  ldd "$f" | awk '{print $1, $3}' | while read -r name path; do
+    if ! echo "$name" | grep -Eq "$system_re" && [ -n "$path" ] && [ -f "$path" ]; then
+      cp -L "$path" "$out/lib/"
+    fi
+  done
+done
+
+{
+  echo "vortex GPU bundle"
+  echo "git: $(git rev-parse --short=12 HEAD) $(git status --porcelain | grep -q . && echo '(dirty)')"
+  echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(. /etc/os-release; echo "$PRETTY_NAME"), $(nvcc --version | tail -1)"
+  (cd "$out" && find . -type f ! -name MANIFEST.txt -printf '%s\t%p\n' | sort -k2)
+} > "$out/MANIFEST.txt"
+size=$(du -sm "$out" | cut -f1)
+echo "bundle: $out ($size MiB)"
+cat "$out/MANIFEST.txt"
+if [ "$size" -ge 60 ]; then
+  echo "bundle: WARNING: $size MiB is close to the 64 MiB carry limit" >&2
+fi

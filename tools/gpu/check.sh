@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The GPU check: runs every GPU test binary, a compute-sanitizer pass over a few of them, the
+# kernel benchmark and the PyTorch peers; writes JSON + Markdown under $OUT and prints a summary
+# table last. Runs on the GPU machine from the repository root, over binaries built elsewhere
+# (tools/gpu/bundle.sh here, then carry build/gpu-bundle):
+#   tools/gpu/check.sh [--bundle DIR] [--out DIR] [--quick] [--no-peers] [--no-sanitize]
+#                      [--no-bench] [--budget SECONDS]
+# DIR defaults to build/gpu-bundle, else build/cuda (a cuda-preset build dir: gpu_tests/, bin/).
+# OUT defaults to $OUT (the device runner's output folder), else ./gpu-report. Every stage gets
+# what is left of --budget (default 540 s, under a 10-minute command limit); the summary always runs.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+bundle=""
+out="${OUT:-gpu-report}"
+quick=0
+peers=1
+sanitize=1
+bench=1
+budget=540
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --bundle) bundle="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --quick) quick=1; shift ;;
+    --no-peers) peers=0; shift ;;
+    --no-sanitize) sanitize=0; shift ;;
+    --no-bench) bench=0; shift ;;
+    --budget) budget="$2"; shift 2 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "check.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+if [ -z "$bundle" ]; then
+  if [ -d build/gpu-bundle/gpu_tests ]; then bundle=build/gpu-bundle; else bundle=build/cuda; fi
+fi
+if [ ! -d "$bundle/gpu_tests" ]; then
+  echo "check.sh: no $bundle/gpu_tests; build with tools/gpu/bundle.sh and carry build/gpu-bundle" >&2
+  exit 2
+fi
+mkdir -p "$out/tests" "$out/bench"
+t_start=$(date +%s)
+# left CAP: seconds this stage may take (at most CAP, what is left of the budget minus a margin).
+left() {
+  local rem=$(( budget - ($(date +%s) - t_start) - 15 ))
+  [ "$rem" -gt "$1" ] && rem=$1
+  echo "$rem"
+}
+
+# Libraries: the bundle's own, the CUDA toolkit's, and (fallback) the pip CUDA wheels of PyTorch.
+libdirs="$(cd "$bundle" && pwd)/lib"
+for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib; do
+  [ -d "$d" ] && libdirs="$libdirs:$d"
+done
+py=python3
+if command -v "$py" >/dev/null 2>&1; then
+  for d in $($py - <<'EOF' 2>/dev/null
+import glob, os, site
+roots = site.getsitepackages() + [site.getusersitepackages()]
+seen = set()
+for r in roots:
+    for lib in glob.glob(os.path.join(r, "nvidia", "**", "libcublas*.so*"), recursive=True):
+        seen.add(os.path.dirname(lib))
+    for lib in glob.glob(os.path.join(r, "nvidia", "**", "libnvrtc*.so*"), recursive=True):
+        seen.add(os.path.dirname(lib))
+print("\n".join(sorted(seen)))
+EOF
+); do libdirs="$libdirs:$d"; done
+fi
+export LD_LIBRARY_PATH="$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "git: $(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
+  echo "bundle: $bundle"
+  [ -f "$bundle/MANIFEST.txt" ] && sed -n '2,3p' "$bundle/MANIFEST.txt"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1
+  echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+} > "$out/environment.txt"
+cat "$out/environment.txt"
+
+# 1. Every GPU test binary (gtest JSON + log each).
+echo "== GPU tests"
+for exe in "$bundle"/gpu_tests/*; do
+  [ -x "$exe" ] || continue
+  name=$(basename "$exe")
+  missing=$(ldd "$exe" 2>&1 | grep "not found" || true)
+  if [ -n "$missing" ]; then
+    echo "$name: missing libraries: $missing" | tee "$out/tests/$name.log"
+    echo "{\"missing_libraries\": true}" > "$out/tests/$name.json"
+    continue
+  fi
+  lim=$(left 300)
+  if [ "$lim" -lt 10 ]; then echo "$name: skipped, time budget spent" | tee "$out/tests/$name.log"; continue; fi
+  timeout "$lim" "$exe" --gtest_output="json:$out/tests/$name.json" > "$out/tests/$name.log" 2>&1
+  rc=$?
+  echo "$name: exit $rc ($(grep -E '^\[  (PASSED|FAILED) ' "$out/tests/$name.log" | tr '\n' ' '))"
+  echo "$rc" > "$out/tests/$name.rc"
+done
+
+# 2. compute-sanitizer memcheck over small cases (catches out-of-bounds and misaligned accesses).
+if [ "$sanitize" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
+  echo "== compute-sanitizer"
+  san() {  # san NAME FILTER
+    local exe="$bundle/gpu_tests/$1"
+    [ -x "$exe" ] || return 0
+    local lim
+    lim=$(left 120)
+    if [ "$lim" -lt 20 ]; then echo "sanitize $1: skipped, time budget spent"; return 0; fi
+    timeout "$lim" compute-sanitizer --tool memcheck --error-exitcode 99 "$exe" \
+      --gtest_filter="$2" > "$out/tests/sanitize_$1.log" 2>&1
+    local rc=$?
+    echo "$rc" > "$out/tests/sanitize_$1.rc"
+    echo "sanitize $1 ($2): exit $rc ($(grep -E 'ERROR SUMMARY' "$out/tests/sanitize_$1.log" | tail -1))"
+  }
+  san kernels_cuda_decode_attention_test 'PagedDecodeAttention.EmptyRequestsGiveZeros:PagedDecodeAttention.GraphReplayFollowsNewLengths:PagedDecodeAttention.OddGroupsAndPeakedScores'
+  san kernels_cuda_row_topk_test 'RowTopK.TargetShape32x8x1024:RowTopK.HeavyTiesBreakTowardsLowerPages:RowTopK.VeryLongRowsTakeTheUncachedPath'
+  san kernels_cuda_sparse_planner_test 'SparsePlanner.SubstitutedPolicyFunctor'
+  san kernels_cuda_block_topk_flow_test '*'
+fi
+
+# 3. Kernel benchmark and 4. PyTorch peers, in the same run.
+qflag=""
+[ "$quick" = 1 ] && qflag="--quick"
+if [ "$bench" = 1 ] && [ -x "$bundle/bin/vortex_kernel_bench" ] && [ "$(left 300)" -ge 30 ]; then
+  echo "== vortex_kernel_bench $qflag"
+  timeout "$(left 300)" "$bundle/bin/vortex_kernel_bench" $qflag --json "$out/bench/kernels.json" \
+    --md "$out/bench/kernels.md" 2> "$out/bench/kernels.log"
+  echo "exit $? ($(wc -l < "$out/bench/kernels.log") log lines)"
+fi
+if [ "$bench" = 1 ] && [ "$peers" = 1 ] && [ "$(left 240)" -ge 30 ]; then
+  if $py -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
+    echo "== PyTorch peers $qflag"
+    timeout "$(left 240)" $py bench/peers/torch_decode_peer.py $qflag --json "$out/bench/peers.json" \
+      2> "$out/bench/peers.log"
+    echo "exit $?"
+  else
+    echo "== PyTorch peers skipped: no torch with CUDA" | tee "$out/bench/peers.log"
+  fi
+fi
+
+echo "== done in $(( $(date +%s) - t_start )) s"
+$py tools/gpu/summarize.py "$out"
