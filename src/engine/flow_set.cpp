@@ -5,8 +5,6 @@
 #include <filesystem>
 #include <set>
 
-#include "flow_loader.h"
-
 namespace vortex::engine {
 
 namespace {
@@ -41,6 +39,26 @@ Status check_budget(const flow::BudgetParams& b, int32_t num_layers) {
     }
   }
   return Status::ok();
+}
+
+struct LoadedFlow {
+  std::shared_ptr<const flow::FlowProgram> program;
+  std::string name;
+  bool dense = false;      // no indexer: runs as dense attention
+  bool uses_save = false;  // per-page state that depends on history: no prefix cache
+};
+
+Expected<LoadedFlow> load_flow_program(const std::string& name_or_path) {
+  auto program = flow::load_flow(name_or_path);
+  if (!program.has_value()) {
+    return program.status().with_context("loading flow '" + name_or_path + "'");
+  }
+  LoadedFlow out;
+  out.program = *program;
+  out.name = flow::flow_name(*out.program);
+  out.dense = flow::flow_is_dense(*out.program);
+  out.uses_save = flow::flow_uses_save(*out.program);
+  return out;
 }
 
 /// Expands directories into their .json files, sorted.

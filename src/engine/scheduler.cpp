@@ -13,6 +13,11 @@ namespace vortex::engine {
 
 Status SchedulerConfig::validate() const {
   if (max_batch < 1) return invalid_argument("--max-batch must be at least 1");
+  if (max_tokens_per_step < 2) {
+    return invalid_argument(
+        "--max-tokens-per-step must be at least 2 (a prompt's last chunk "
+        "holds at least two tokens)");
+  }
   if (max_tokens_per_step < max_batch) {
     return invalid_argument("--max-tokens-per-step (" + std::to_string(max_tokens_per_step) +
                             ") must be at least --max-batch (" + std::to_string(max_batch) +

@@ -17,12 +17,27 @@ int64_t pages_for_all(const Sequence& seq, int32_t page_size) {
   return (static_cast<int64_t>(seq.tokens.size()) + 1 + page_size - 1) / page_size;
 }
 
+/// Tokens of `seq` to compute in this step within `budget`; 0 when nothing fits. A one-token
+/// chunk after position 0 is a decode row for the model (sparse attention, indexer state
+/// updates), so it is used only for a sequence's last token once it has generated: prompt tokens
+/// (and recomputed ones) always go in chunks of two or more, whatever the budget left, so that
+/// they are treated the same however the prompt was split.
+int64_t chunk_tokens(const Sequence& seq, int64_t budget) {
+  const int64_t remaining = seq.remaining();
+  int64_t n = std::min(remaining, budget);
+  if (remaining == 1) return n;
+  const bool in_prompt = static_cast<int64_t>(seq.tokens.size()) == seq.prompt_len;
+  if (in_prompt && remaining - n == 1) --n;
+  if (n == 1 && seq.computed() > 0) n = 0;
+  return n;
+}
+
 void continue_running(SchedulerState& state) {
   const std::vector<Sequence*> snapshot = state.running;
   for (Sequence* seq : snapshot) {
     if (state.budget_left <= 0) return;
     if (seq->status != SequenceStatus::kRunning || seq->scheduled) continue;
-    const int64_t n = std::min(seq->remaining(), state.budget_left);
+    const int64_t n = chunk_tokens(*seq, state.budget_left);
     if (n <= 0) continue;
     const int32_t need = seq->pages.pages_needed(n);
     if (!state.make_room(need, seq, /*allow_preempt=*/true)) continue;
@@ -35,7 +50,11 @@ void continue_running(SchedulerState& state) {
 bool try_admit(SchedulerState& state, Sequence* seq) {
   const bool cacheable = state.cacheable(*seq);
   if (cacheable) {
-    const auto max_pages = static_cast<int32_t>((seq->tokens.size() - 1) / state.page_size);
+    // Leave at least one token to compute (its logits give the next token), and for a prompt two,
+    // so its last token is not a lone decode row (see chunk_tokens).
+    const int64_t keep = seq->generated().empty() && seq->tokens.size() >= 2 ? 2 : 1;
+    const auto max_pages =
+        static_cast<int32_t>((static_cast<int64_t>(seq->tokens.size()) - keep) / state.page_size);
     const std::vector<int32_t> hit =
         state.cache.match(state.cache_domain(*seq), seq->tokens, max_pages);
     seq->pages.adopt_full_pages(hit);
@@ -45,8 +64,9 @@ bool try_admit(SchedulerState& state, Sequence* seq) {
   const int32_t need_total = seq->pages.pages_needed(remaining + 1);
   const int64_t available = static_cast<int64_t>(state.pool.num_free()) +
                             state.cache.num_evictable() - state.outstanding_prefill_pages();
-  const int64_t n = std::min(remaining, state.budget_left);
-  if (need_total > available || !state.make_room(seq->pages.pages_needed(n), seq, false) ||
+  const int64_t n = chunk_tokens(*seq, state.budget_left);
+  if (n <= 0 || need_total > available ||
+      !state.make_room(seq->pages.pages_needed(n), seq, false) ||
       !seq->pages.reserve(n, state.pool).is_ok()) {
     seq->pages.release(state.pool);  // drops the prefix-cache references taken by match()
     seq->cached_pages = 0;

@@ -9,13 +9,15 @@
 #include <map>
 #include <random>
 
+#include "vortex/engine/flow_set.h"
 #include "vortex/engine/scheduler.h"
 #include "vortex/model/synthetic_weights.h"
 
 namespace vortex::engine {
 namespace {
 
-std::unique_ptr<Backend> tiny_backend(int64_t pages, int32_t page_size) {
+std::unique_ptr<Backend> tiny_backend(int64_t pages, int32_t page_size,
+                                      const FlowSet* flows = nullptr) {
   auto config = synthetic_config("tiny-llama");
   EXPECT_TRUE(config.has_value()) << config.status().to_string();
   auto weights = synthetic_weights(*config, 7);
@@ -25,21 +27,23 @@ std::unique_ptr<Backend> tiny_backend(int64_t pages, int32_t page_size) {
   CpuBackendOptions o;
   o.page_size = page_size;
   o.kv_pages = pages;
+  if (flows != nullptr) o.flows = flows->configs();
   auto b = make_cpu_backend(std::move(model).value(), o);
   EXPECT_TRUE(b.has_value()) << b.status().to_string();
   return std::move(b).value();
 }
 
-struct Run {
+struct RunResult {
   std::map<uint64_t, std::vector<int32_t>> tokens;
   std::map<uint64_t, FinishReason> reasons;
   EngineMetrics metrics;
 };
 
 /// Runs `reqs` (arriving at `arrivals` steps; cancelling ids in `cancel_at`) to completion.
-Run run(Backend& backend, const SchedulerConfig& sc, const std::vector<GenerationRequest>& reqs,
-        const std::vector<int64_t>& arrivals, const std::map<int64_t, size_t>& cancel_at = {}) {
-  Run out;
+RunResult run(Backend& backend, const SchedulerConfig& sc,
+              const std::vector<GenerationRequest>& reqs, const std::vector<int64_t>& arrivals,
+              const std::map<int64_t, size_t>& cancel_at = {}) {
+  RunResult out;
   Scheduler sched(sc, backend);
   sched.set_event_callback([&](uint64_t id, const RequestEvent& e) {
     for (const auto& t : e.tokens) out.tokens[id].push_back(t.token);
@@ -98,7 +102,7 @@ void expect_batched_equals_solo(float temperature, uint32_t seed) {
   small.max_batch = 5;
   small.max_tokens_per_step = 24;
   auto tight = tiny_backend(/*pages=*/28, /*page_size=*/4);  // forces preemption
-  const Run batched = run(*tight, small, reqs, arrivals, {{6, 3}, {15, 9}});
+  const RunResult batched = run(*tight, small, reqs, arrivals, {{6, 3}, {15, 9}});
   EXPECT_GT(batched.metrics.preemptions, 0u);
   EXPECT_GT(batched.metrics.prefix_hit_tokens, 0u);
   EXPECT_EQ(tight->pool().num_used(), 0);
@@ -109,7 +113,7 @@ void expect_batched_equals_solo(float temperature, uint32_t seed) {
   roomy.prefix_cache = false;
   for (size_t i = 0; i < reqs.size(); ++i) {
     auto solo_backend = tiny_backend(64, 16);
-    const Run solo = run(*solo_backend, roomy, {reqs[i]}, {0});
+    const RunResult solo = run(*solo_backend, roomy, {reqs[i]}, {0});
     const uint64_t id = i + 1;
     ASSERT_EQ(solo.tokens.size(), 1u);
     const auto& ref = solo.tokens.begin()->second;
@@ -128,6 +132,44 @@ void expect_batched_equals_solo(float temperature, uint32_t seed) {
 TEST(CpuBackendScheduler, GreedyBatchedEqualsSolo) { expect_batched_equals_solo(0.0f, 11); }
 
 TEST(CpuBackendScheduler, SeededSamplingBatchedEqualsSolo) { expect_batched_equals_solo(0.8f, 12); }
+
+TEST(CpuBackendScheduler, MixedSparseFlowsShareABatchAndMatchSolo) {
+  flow::BudgetParams budget;
+  budget.topk_val = 2;
+  budget.bos = 1;
+  budget.eos = 1;
+  auto flows = FlowSet::load({"block_topk", "quest", "running_avg"}, "dense", budget, 4, 2);
+  ASSERT_TRUE(flows.has_value()) << flows.status().to_string();
+  auto reqs = random_requests(21, 12, 0.0f);
+  const char* names[] = {"dense", "block_topk", "quest", "running_avg"};
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    FlowOverrides o;
+    o.flow = names[i % 4];
+    if (i % 8 == 5) o.topk_val = 3;  // a per-request budget
+    auto rf = flows->resolve(o);
+    ASSERT_TRUE(rf.has_value()) << rf.status().to_string();
+    reqs[i].flow = *rf;
+    reqs[i].sampling.max_tokens = 12 + static_cast<int32_t>(i % 5);
+  }
+  EXPECT_FALSE(reqs[3].flow.prefix_cacheable);  // running_avg uses Save
+  SchedulerConfig sc;
+  sc.max_batch = 12;
+  sc.max_tokens_per_step = 48;
+  auto backend = tiny_backend(400, 4, &*flows);  // roomy: no preemption, so no recompute
+  EXPECT_GT(backend->info().bytes_per_page, 2 * 2 * 2 * 4 * 16 * 4);  // aux fields counted
+  const RunResult batched = run(*backend, sc, reqs, std::vector<int64_t>(reqs.size(), 0));
+  EXPECT_EQ(batched.metrics.preemptions, 0u);
+  EXPECT_LT(batched.metrics.selected_page_fraction(), 1.0);  // sparse rows really selected
+  SchedulerConfig solo_cfg;
+  solo_cfg.max_batch = 1;
+  solo_cfg.max_tokens_per_step = 16;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    auto solo_backend = tiny_backend(100, 4, &*flows);
+    const RunResult solo = run(*solo_backend, solo_cfg, {reqs[i]}, {0});
+    EXPECT_EQ(batched.tokens.at(i + 1), solo.tokens.begin()->second)
+        << names[i % 4] << " request " << i << " differs from its solo run";
+  }
+}
 
 TEST(CpuBackendScheduler, PoolSizedFromMemoryFractionIncludesAuxBytes) {
   auto config = synthetic_config("tiny-llama");

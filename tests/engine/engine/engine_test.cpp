@@ -110,7 +110,7 @@ TEST(Engine, RejectsBadRequestsAndFullQueue) {
   SchedulerConfig sc;
   sc.max_waiting = 2;
   sc.max_batch = 1;
-  sc.max_tokens_per_step = 1;
+  sc.max_tokens_per_step = 2;
   testing::FakeBackend* fake = nullptr;
   auto engine = make_engine(8, sc, &fake);
   GenerationRequest empty;

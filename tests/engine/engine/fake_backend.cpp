@@ -68,6 +68,12 @@ Status FakeBackend::plan(const StepPlan& plan) {
       continue;
     }
     if (c.start_pos != c.pages->num_tokens()) errors_.push_back("chunk start != committed tokens");
+    const auto total = static_cast<int64_t>(c.prompt.size() + c.generated.size());
+    const bool real_decode = c.start_pos + 1 == total && !c.generated.empty();
+    if (c.tokens.size() == 1 && c.start_pos > 0 && !real_decode) {
+      errors_.push_back("a prompt or recomputed token scheduled as a lone decode row (start " +
+                        std::to_string(c.start_pos) + " of " + std::to_string(total) + ")");
+    }
     const int64_t end = c.start_pos + static_cast<int64_t>(c.tokens.size());
     if (end > static_cast<int64_t>(c.pages->num_pages()) * P)
       errors_.push_back("pages not reserved");

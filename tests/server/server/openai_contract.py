@@ -153,13 +153,36 @@ def main():
     check(all(abs(max(t.values()) - x) < 1e-4 for t, x in zip(lp.top_logprobs, lp.token_logprobs)),
           "greedy token is the most likely one")
 
-    # Vortex options.
+    # Vortex options: flows from the operator's set, per-request budgets, validation.
+    listed = client.models.list().data[0].model_extra.get("vortex", {})
+    check(set(listed.get("flows", [])) >= {"dense", "block_topk", "quest", "running_avg"},
+          f"loaded flows listed: {listed}")
     v = client.completions.create(model=model, prompt=prompt, max_tokens=4, temperature=0,
                                   extra_body={"vortex": {"flow": "dense"}})
     check(v.choices[0].text == text[: len(v.choices[0].text)], "explicit dense flow")
+    long_prompt = " ".join(f"item{i}" for i in range(120))  # ~40 pages of 16 tokens
+    before_sel = metric(base, "vortex_selected_pages_total")
+    for flow in ["block_topk", "quest", "running_avg"]:
+        r = client.completions.create(model=model, prompt=long_prompt, max_tokens=6,
+                                      temperature=0,
+                                      extra_body={"vortex": {"flow": flow, "topk_val": 2,
+                                                             "bos": 1, "eos": 1}})
+        check(r.usage.completion_tokens == 6, f"sparse flow {flow} generates")
+    check(metric(base, "vortex_selected_pages_total") > before_sel, "sparse rows were selected")
+    check(metric(base, "vortex_selected_page_fraction") < 1.0, "selected-page fraction < 1")
+    expect_budget_errors = [{"flow": "block_topk", "layers_skip": [5]},  # tiny model: 2 layers
+                            {"flow": "block_topk", "topk_ratio": 1.5},
+                            {"flow": "block_topk", "topk_val": -1},
+                            {"flow": "dense", "topk_val": 3},
+                            {"flow": "h2o_pages"},  # built in, but not loaded by the operator
+                            {"flowz": "quest"}]
+    for vx in expect_budget_errors:
+        st, _, out = raw(base, "POST", "/v1/completions",
+                         json.dumps({"prompt": "x", "max_tokens": 1, "vortex": vx}), auth)
+        check(st == 400, f"vortex {vx}: status {st} {out[:120]!r}")
 
     # Errors through the client.
-    def expect_error(exc, **kw):
+    def expect_error(exc, **kw):  # noqa: E306
         try:
             client.completions.create(model=model, **kw)
         except exc:

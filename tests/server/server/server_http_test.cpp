@@ -200,7 +200,7 @@ TEST(ServerHttp, ApiKeyIsRequiredOnV1) {
 TEST(ServerHttp, FullQueueIs429WithRetryAfter) {
   engine::SchedulerConfig sc;
   sc.max_batch = 1;
-  sc.max_tokens_per_step = 1;
+  sc.max_tokens_per_step = 2;
   sc.max_waiting = 1;
   Harness h({}, sc);
   h.fake->set_step_delay(5ms);

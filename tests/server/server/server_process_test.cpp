@@ -105,9 +105,9 @@ int run_script(const std::string& script, int port, const std::string& args = ""
 
 TEST(ServeProcess, OpenAiContract) {
   if (!have_openai()) GTEST_SKIP() << "no .venv with the openai package (run scripts/setup.sh)";
-  ServerProcess server({"--api-key", "test-key", "--kv-pages", "256", "--max-batch", "4",
-                        "--max-tokens-per-step", "64", "--max-queue", "6", "--max-body-bytes",
-                        "65536"});
+  ServerProcess server({"--api-key", "test-key", "--flows", "block_topk,quest,running_avg",
+                        "--kv-pages", "256", "--max-batch", "4", "--max-tokens-per-step", "64",
+                        "--max-queue", "6", "--max-body-bytes", "65536"});
   ASSERT_GT(server.port(), 0) << "vortex serve did not start";
   EXPECT_EQ(run_script("openai_contract.py", server.port(), "--api-key test-key"), 0);
   EXPECT_EQ(server.terminate(30s), 0) << "graceful shutdown must exit 0";
