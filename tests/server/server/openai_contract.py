@@ -257,6 +257,34 @@ def main():
     check(metric(base, 'vortex_requests_finished_total{reason="cancelled"}') > before,
           "disconnect cancels the request")
 
+    # A long non-streaming request (keep-alive spaces precede the JSON) parses in the client.
+    t0 = time.time()
+    longer = client.completions.create(model=model, prompt="long", max_tokens=4000, temperature=0,
+                                       extra_body={"ignore_eos": True})
+    check(longer.usage.completion_tokens == 4000, "long non-streaming request")
+    print(f"4000-token non-streaming request took {time.time() - t0:.1f}s")
+
+    # Garbage on the wire never takes the server down.
+    import random
+    rng = random.Random(3)
+    for i in range(20):
+        try:
+            g = socket.create_connection((u.hostname, u.port), timeout=5)
+            junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400)))
+            if i % 2:
+                junk = b"POST /v1/completions HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n" + junk
+            g.sendall(junk)
+            g.shutdown(socket.SHUT_WR)
+            g.settimeout(5)
+            try:
+                g.recv(4096)
+            except OSError:
+                pass
+            g.close()
+        except OSError:
+            pass
+    check(raw(base, "GET", "/health")[0] == 200, "healthy after garbage input")
+
     # Overload: more concurrent requests than --max-batch + --max-queue get 429 + Retry-After.
     def one(_):
         return raw(base, "POST", "/v1/completions",

@@ -249,6 +249,19 @@ TEST(ServerHttp, DisconnectCancelsTheRequest) {
   }
 }
 
+TEST(ServerHttp, SlowNonStreamingAnswerIsPrecededByKeepAliveSpaces) {
+  Harness h;
+  h.fake->set_step_delay(15ms);
+  auto r = h.post("/v1/completions", R"({"prompt":"abc","max_tokens":120})");  // ~1.8 s
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  ASSERT_FALSE(r->body.empty());
+  EXPECT_EQ(r->body[0], ' ') << "no keep-alive space was sent";
+  auto j = json::parse(r->body, nullptr, false);  // leading whitespace is valid JSON
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_EQ(j["usage"]["completion_tokens"], 120);
+}
+
 TEST(ServerHttp, ShutdownRefusesNewWorkAndDrains) {
   auto h = std::make_unique<Harness>();
   h->fake->set_step_delay(2ms);
