@@ -62,8 +62,10 @@ bool try_admit(SchedulerState& state, Sequence* seq) {
   }
   const int64_t remaining = seq->remaining();
   const int32_t need_total = seq->pages.pages_needed(remaining + 1);
-  const int64_t available = static_cast<int64_t>(state.pool.num_free()) +
-                            state.cache.num_evictable() - state.outstanding_prefill_pages();
+  // Free pages first; counting evictable cache pages walks the tree, so only when needed.
+  const int64_t promised = state.outstanding_prefill_pages();
+  int64_t available = static_cast<int64_t>(state.pool.num_free()) - promised;
+  if (need_total > available) available += state.cache.num_evictable();
   const int64_t n = chunk_tokens(*seq, state.budget_left);
   if (n <= 0 || need_total > available ||
       !state.make_room(seq->pages.pages_needed(n), seq, false) ||

@@ -271,8 +271,12 @@ TEST(ServerHttp, ShutdownRefusesNewWorkAndDrains) {
     EXPECT_EQ(r->status, 200);
     EXPECT_EQ(json::parse(r->body)["choices"][0]["finish_reason"], "length");
   });
-  std::this_thread::sleep_for(20ms);
+  for (int i = 0; i < 500 && h->engine->metrics().running == 0; ++i)
+    std::this_thread::sleep_for(2ms);
+  EXPECT_EQ(h->engine->metrics().running, 1);
   h->server->shutdown();  // drains the running request (20 tokens, well within 2 s)
+  EXPECT_EQ(h->post("/v1/completions", R"({"prompt":"abc","max_tokens":2})").error(),
+            httplib::Error::Connection);  // the listener is closed
   slow.join();
   h.reset();
 }
