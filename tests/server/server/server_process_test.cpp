@@ -9,8 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <regex>
 #include <string>
@@ -32,13 +34,13 @@ bool have_openai() {
 /// A `vortex serve` child process; killed (SIGKILL) if still running when destroyed.
 class ServerProcess {
  public:
+  /// Starts `vortex serve --port 0 <args>` (the model defaults to synthetic:tiny-llama).
   explicit ServerProcess(const std::vector<std::string>& extra_args) {
-    std::vector<std::string> args = {std::string(VORTEX_BINARY_DIR) + "/bin/vortex",
-                                     "serve",
-                                     "--model",
-                                     "synthetic:tiny-llama",
-                                     "--port",
-                                     "0"};
+    std::vector<std::string> args = {std::string(VORTEX_BINARY_DIR) + "/bin/vortex", "serve",
+                                     "--port", "0"};
+    if (std::find(extra_args.begin(), extra_args.end(), "--model") == extra_args.end()) {
+      args.insert(args.end(), {"--model", "synthetic:tiny-llama"});
+    }
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     int out[2];
     if (pipe(out) != 0) return;
@@ -122,6 +124,23 @@ TEST(ServeProcess, SixtyFourStreamingClients) {
   EXPECT_EQ(run_script("load_test.py", server.port(),
                        "--clients 64 --requests-per-client 3 --expect-preemption"),
             0);
+  EXPECT_EQ(server.terminate(30s), 0) << "graceful shutdown must exit 0";
+}
+
+TEST(ServeProcess, DefaultModelAnswersAChat) {
+  if (!have_openai()) GTEST_SKIP() << "no .venv with the openai package (run scripts/setup.sh)";
+  const char* dir = std::getenv("VORTEX_MODEL_DIR");
+  const char* home = std::getenv("HOME");
+  const std::string model_dir = dir != nullptr    ? dir
+                                : home != nullptr ? std::string(home) + "/.cache/vortex/models"
+                                                  : "";
+  if (!std::filesystem::exists(model_dir + "/SmolLM2-135M-Instruct.Q4_1.gguf")) {
+    GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not in " << model_dir
+                 << " (run scripts/fetch_model.sh)";
+  }
+  ServerProcess server({"--model", "smollm2-135m", "--flows", "block_topk", "--kv-pages", "256"});
+  ASSERT_GT(server.port(), 0) << "vortex serve did not start";
+  EXPECT_EQ(run_script("smollm2_chat.py", server.port()), 0);
   EXPECT_EQ(server.terminate(30s), 0) << "graceful shutdown must exit 0";
 }
 
