@@ -3,9 +3,11 @@
 // Normalize, Conv1d over pages, topK) need the whole row and are boundaries.
 //
 // Stage of a node = the number of boundaries on the longest path from the sources to it (a
-// boundary counts itself). All per-page ops of one stage form one group: a path that leaves a
-// group through a boundary ends at a higher stage, so every group is convex and can run as one
-// kernel. Execution order: by stage, a stage's boundaries before its fused group.
+// boundary counts itself); per-page ops are then sunk to the latest stage their consumers allow.
+// Every edge keeps stage(u) <= stage(v) (strictly < into a boundary), so all per-page ops of one
+// stage form one group: a path that leaves a group through a boundary ends at a higher stage, so
+// every group is convex and can run as one kernel. Execution order: by stage, a stage's
+// boundaries before its fused group.
 #include <algorithm>
 #include <vector>
 
@@ -28,6 +30,20 @@ Fusion fuse(const FlowIR& ir, Side side) {
     int32_t s = 0;
     for (int32_t in : node.inputs) s = std::max(s, stage[static_cast<size_t>(in)]);
     stage[i] = boundary[i] ? s + 1 : s;
+  }
+  // Sink per-page ops as late as their consumers allow (a per-page consumer at stage s takes it
+  // at s, a boundary at s needs it by s - 1), so a value is computed in the kernel that uses it
+  // (e.g. a Load feeding a late stage) instead of being materialised between kernels.
+  for (size_t i = n; i-- > 0;) {
+    if (source[i] || boundary[i]) continue;
+    int32_t latest = -1;
+    for (size_t c = i + 1; c < n; ++c) {
+      const auto& ins = g.nodes[c].inputs;
+      if (std::find(ins.begin(), ins.end(), static_cast<int32_t>(i)) == ins.end()) continue;
+      const int32_t allowed = boundary[c] ? stage[c] - 1 : stage[c];
+      latest = latest < 0 ? allowed : std::min(latest, allowed);
+    }
+    if (latest > stage[i]) stage[i] = latest;
   }
 
   // Groups keyed by (stage, boundary node or -1 for the stage's fused group).

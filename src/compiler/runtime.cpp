@@ -197,8 +197,8 @@ Status select_pages_cpu(const FlowProgram& program, const BudgetParams& budget,
     return invalid_argument("bos and eos must be >= 0, got " + std::to_string(budget.bos) +
                             " and " + std::to_string(budget.eos));
   }
-  if (pt.batch_size < 0 ||
-      (pt.batch_size > 0 && (pt.page_indptr == nullptr || pt.page_indices == nullptr))) {
+  if (pt.batch_size < 0 || (pt.batch_size > 0 && pt.page_indptr == nullptr) ||
+      (pt.batch_size > 0 && pt.page_indptr[pt.batch_size] > 0 && pt.page_indices == nullptr)) {
     return invalid_argument("select_pages_cpu: the page table view is incomplete");
   }
   const bool sparse_layer = program.ir().mode != FlowMode::kDense && !budget.layer_is_dense(layer);

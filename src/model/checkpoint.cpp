@@ -147,6 +147,8 @@ Expected<Checkpoint> load_synthetic(const std::string& spec) {
   }
   VORTEX_ASSIGN_OR_RETURN(Checkpoint ck, make_synthetic_checkpoint(preset, seed));
   if (ck.source.empty()) ck.source = "synthetic:" + spec;
+  VORTEX_RETURN_IF_ERROR(ck.config.validate());
+  VORTEX_RETURN_IF_ERROR(check_weights(ck.config, ck.weights, ck.source));
   return ck;
 }
 
@@ -183,6 +185,7 @@ Expected<Checkpoint> load_checkpoint(const std::string& path_or_alias) {
   VORTEX_ASSIGN_OR_RETURN(std::string path, resolve_model_path(path_or_alias));
   Expected<Checkpoint> ck = load_path(path);
   if (!ck) return ck.status();
+  VORTEX_RETURN_IF_ERROR(check_weights(ck->config, ck->weights, path));
   if (path_or_alias != path) ck->config.name = path_or_alias;  // an alias names the model
   return ck;
 }

@@ -3,6 +3,7 @@
 // file, the byte offset and what was being read, and never touches memory outside the span.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -13,6 +14,9 @@
 #include "vortex/core/status.h"
 
 namespace vortex {
+
+static_assert(std::endian::native == std::endian::little,
+              "checkpoint formats are little-endian; big-endian hosts are not supported");
 
 class MappedFileCursor {
  public:
@@ -30,7 +34,7 @@ class MappedFileCursor {
   Status read(T* out, std::string_view what) {
     static_assert(std::is_arithmetic_v<T>);
     if (remaining() < sizeof(T)) return truncated(sizeof(T), what);
-    std::memcpy(out, bytes_.data() + pos_, sizeof(T));  // little-endian hosts only (x86, arm64)
+    std::memcpy(out, bytes_.data() + pos_, sizeof(T));
     pos_ += sizeof(T);
     return Status::ok();
   }
