@@ -83,6 +83,7 @@ void SchedulerState::add_chunk(Sequence* seq, int64_t n) {
   c.pages = &seq->pages;
   c.sparse = seq->request.flow.sparse.get();
   c.sample = start + n == static_cast<int64_t>(seq->tokens.size());
+  c.sampling = &seq->request.sampling;
   c.prompt = seq->prompt();
   c.generated = seq->generated();
   c.top_logprobs = seq->request.top_logprobs;

@@ -47,9 +47,12 @@ struct ScheduledChunk {
   const flow::SparseConfig* sparse = nullptr;  ///< null: dense attention
   /// Sample the next token from the last position's logits (last chunk of a prompt, or decode).
   bool sample = false;
-  std::span<const int32_t> prompt;     ///< the request's prompt, for sampling penalties
-  std::span<const int32_t> generated;  ///< tokens generated so far, for sampling penalties
-  int32_t top_logprobs = -1;           ///< -1: no logprobs; N >= 0: chosen token + top N
+  const SamplingParams* sampling = nullptr;  ///< the request's sampling parameters
+  std::span<const int32_t> prompt;           ///< the request's prompt, for sampling penalties
+  /// Tokens generated so far (sampling penalties; its size is the draw index of a stateless
+  /// device sampler).
+  std::span<const int32_t> generated;
+  int32_t top_logprobs = -1;  ///< -1: no logprobs; N >= 0: chosen token + top N
 };
 
 /// A whole step as the scheduler planned it. Chunks are in batch order.
