@@ -23,6 +23,10 @@ std::string_view status_code_name(StatusCode code) {
       return "resource exhausted";
     case StatusCode::kCancelled:
       return "cancelled";
+    case StatusCode::kUnauthenticated:
+      return "unauthenticated";
+    case StatusCode::kTooLarge:
+      return "too large";
   }
   return "unknown";
 }
@@ -44,6 +48,8 @@ Status unsupported(std::string m) { return {StatusCode::kUnsupported, std::move(
 Status internal_error(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 Status resource_exhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
 Status cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
+Status unauthenticated(std::string m) { return {StatusCode::kUnauthenticated, std::move(m)}; }
+Status too_large(std::string m) { return {StatusCode::kTooLarge, std::move(m)}; }
 
 void check_failed(const char* file, int line, const char* expr, const std::string& msg) {
   std::fprintf(stderr, "vortex: check failed at %s:%d: %s%s%s\n", file, line, expr,

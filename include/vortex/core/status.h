@@ -19,6 +19,8 @@ enum class StatusCode {
   kInternal,
   kResourceExhausted,  ///< a pool or queue is full; retry later (maps to HTTP 429)
   kCancelled,
+  kUnauthenticated,  ///< missing or wrong credentials (maps to HTTP 401)
+  kTooLarge,         ///< an input exceeds a size limit (maps to HTTP 413)
 };
 
 /// Human-readable name of a status code ("invalid argument", ...).
@@ -52,6 +54,8 @@ Status unsupported(std::string message);
 Status internal_error(std::string message);
 Status resource_exhausted(std::string message);
 Status cancelled(std::string message);
+Status unauthenticated(std::string message);
+Status too_large(std::string message);
 
 /// A value or the Status that explains why there is none.
 template <typename T>

@@ -1,0 +1,162 @@
+// CpuBackend: StepPlan → ForwardBatch → CpuModel::forward → per-request sampling and logprobs.
+#include "vortex/engine/cpu_backend.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+
+#include "vortex/kvcache/kv_cache.h"
+#include "vortex/model/sampler.h"
+
+namespace vortex::engine {
+
+int64_t physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page : 0;
+}
+
+namespace {
+
+class CpuBackend : public Backend {
+ public:
+  CpuBackend(std::unique_ptr<CpuModel> model, KVCache cache, BackendInfo info)
+      : model_(std::move(model)), cache_(std::move(cache)), info_(std::move(info)) {}
+
+  const BackendInfo& info() const override { return info_; }
+  PagePool& pool() override { return cache_.pool(); }
+
+  void add_sequence(uint64_t seq_id, const SamplingParams& params) override {
+    samplers_.insert_or_assign(seq_id, std::make_unique<Sampler>(params));
+  }
+  void remove_sequence(uint64_t seq_id) override { samplers_.erase(seq_id); }
+
+  Status plan(const StepPlan& plan) override {
+    plan_ = &plan;
+    batch_.seqs.clear();
+    int64_t rows = 0;
+    for (const ScheduledChunk& c : plan.chunks) {
+      SequenceChunk s;
+      s.tokens = c.tokens.data();
+      s.num_tokens = static_cast<int32_t>(c.tokens.size());
+      s.start_pos = c.start_pos;
+      s.pages = c.pages;
+      s.sparse = c.sparse;
+      s.want_logits = c.sample;
+      batch_.seqs.push_back(s);
+      rows += c.sample ? 1 : 0;
+    }
+    logits_.resize(static_cast<size_t>(rows * info_.vocab_size));
+    return Status::ok();
+  }
+
+  Status launch() override { return Status::ok(); }  // the CPU runs the step in wait()
+
+  Status wait(StepOutput* out) override {
+    const StepPlan* plan = plan_;
+    plan_ = nullptr;
+    if (plan == nullptr) return internal_error("cpu backend: wait() without plan()");
+    out->samples.clear();
+    out->stats = ForwardStats{};
+    VORTEX_RETURN_IF_ERROR(model_->forward(batch_, cache_, logits_.data(), &out->stats));
+    size_t row = 0;
+    for (const ScheduledChunk& c : plan->chunks) {
+      if (!c.sample) continue;
+      const std::span<const float> logits(logits_.data() + row * info_.vocab_size,
+                                          static_cast<size_t>(info_.vocab_size));
+      ++row;
+      auto it = samplers_.find(c.seq_id);
+      if (it == samplers_.end()) {
+        return internal_error("cpu backend: no sampler for request " + std::to_string(c.seq_id));
+      }
+      SampledToken s;
+      s.token = it->second->sample(logits, c.prompt, c.generated);
+      if (c.top_logprobs >= 0) fill_logprobs(logits, c.top_logprobs, &s);
+      out->samples.push_back(std::move(s));
+    }
+    return Status::ok();
+  }
+
+ private:
+  /// Log-probabilities of the raw model distribution (log-softmax of the logits).
+  void fill_logprobs(std::span<const float> logits, int32_t top_n, SampledToken* s) {
+    const float mx = *std::max_element(logits.begin(), logits.end());
+    double sum = 0.0;
+    for (float x : logits) sum += std::exp(static_cast<double>(x - mx));
+    const auto log_z = static_cast<float>(mx + std::log(sum));
+    s->logprob = logits[static_cast<size_t>(s->token)] - log_z;
+    if (top_n <= 0) return;
+    order_.resize(logits.size());
+    std::iota(order_.begin(), order_.end(), 0);
+    const auto n = std::min<size_t>(static_cast<size_t>(top_n), order_.size());
+    std::partial_sort(order_.begin(), order_.begin() + static_cast<ptrdiff_t>(n), order_.end(),
+                      [&](int32_t a, int32_t b) {
+                        const float la = logits[static_cast<size_t>(a)];
+                        const float lb = logits[static_cast<size_t>(b)];
+                        return la > lb || (la == lb && a < b);
+                      });
+    for (size_t i = 0; i < n; ++i) {
+      s->top.emplace_back(order_[i], logits[static_cast<size_t>(order_[i])] - log_z);
+    }
+  }
+
+  std::unique_ptr<CpuModel> model_;
+  KVCache cache_;
+  BackendInfo info_;
+  std::map<uint64_t, std::unique_ptr<Sampler>> samplers_;
+  const StepPlan* plan_ = nullptr;
+  ForwardBatch batch_;
+  std::vector<float> logits_;  // [rows with sample, vocab]
+  std::vector<int32_t> order_;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<Backend>> make_cpu_backend(std::unique_ptr<CpuModel> model,
+                                                    const CpuBackendOptions& options) {
+  if (model == nullptr) return invalid_argument("make_cpu_backend: no model");
+  if (options.page_size <= 0 || (options.page_size & (options.page_size - 1)) != 0) {
+    return invalid_argument("page size must be a power of two, got " +
+                            std::to_string(options.page_size));
+  }
+  const ModelConfig& mc = model->config();
+  const KVCacheConfig kc =
+      model->kv_cache_config(options.page_size, options.kv_dtype, options.flows);
+  VORTEX_RETURN_IF_ERROR(kc.validate());
+  int64_t pages = options.kv_pages;
+  if (pages <= 0) {
+    if (!(options.kv_memory_fraction > 0.0 && options.kv_memory_fraction < 1.0)) {
+      return invalid_argument("--kv-memory-fraction must be in (0, 1), got " +
+                              std::to_string(options.kv_memory_fraction));
+    }
+    const int64_t ram = physical_memory_bytes();
+    if (ram <= 0) return invalid_argument("cannot read physical memory size; pass --kv-pages");
+    pages = kc.pages_for_budget(
+        static_cast<int64_t>(static_cast<double>(ram) * options.kv_memory_fraction));
+  }
+  // Page ids are int32.
+  pages = std::min<int64_t>(pages, int64_t{1} << 30);
+  if (pages < 1) {
+    return invalid_argument("the KV budget holds no page of " +
+                            std::to_string(kc.bytes_per_page()) +
+                            " bytes; raise --kv-memory-fraction or pass --kv-pages");
+  }
+  VORTEX_ASSIGN_OR_RETURN(KVCache cache, KVCache::create(kc, static_cast<int32_t>(pages)));
+  BackendInfo info;
+  info.name = "cpu";
+  info.model_name = options.model_name.empty() ? mc.name : options.model_name;
+  info.page_size = options.page_size;
+  info.vocab_size = mc.vocab_size;
+  info.max_context = mc.max_context;
+  info.num_layers = mc.num_layers;
+  info.bytes_per_page = kc.bytes_per_page();
+  info.eos_token_ids = mc.eos_token_ids;
+  info.aux_fields_shared = false;  // CpuModel summarises completed pages for the batch's flows only
+  return std::unique_ptr<Backend>(
+      std::make_unique<CpuBackend>(std::move(model), std::move(cache), std::move(info)));
+}
+
+}  // namespace vortex::engine

@@ -1,0 +1,77 @@
+// SchedulerState: the scheduler's data (queues, sequences, prefix cache, the step being planned)
+// and the small operations the step kinds share — reserve room, preempt, add a chunk, finish.
+// Internal to the engine module: steps/decode.cpp and steps/prefill.cpp work on it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vortex/engine/scheduler.h"
+
+namespace vortex::engine {
+
+struct SchedulerState {
+  SchedulerState(SchedulerConfig config, Backend& backend);
+
+  SchedulerConfig config;
+  Backend& backend;
+  PagePool& pool;
+  int32_t page_size;
+  PrefixCache cache;
+
+  std::map<uint64_t, std::unique_ptr<Sequence>> seqs;  // every unfinished sequence, by id
+  std::vector<Sequence*> running;                      // ascending arrival (oldest first)
+  std::vector<Sequence*> waiting;                      // ascending arrival (oldest first)
+  std::vector<uint64_t> cancels;                       // ids to cancel at the next step
+  uint64_t next_id = 1;
+  uint64_t next_arrival = 0;
+  EngineMetrics metrics;
+  Scheduler::EventCallback on_event;
+
+  StepContext step;         // the step being planned / run
+  bool step_open = false;   // between schedule() and commit()/fail_step()
+  int64_t budget_left = 0;  // tokens still free in the step being planned
+
+  /// The prefix cache applies to this sequence (enabled, and its flow does not use Save).
+  bool cacheable(const Sequence& seq) const;
+  /// The prefix-cache tree the sequence uses: one per flow unless aux fields are shared.
+  std::string cache_domain(const Sequence& seq) const;
+
+  /// Makes `pages` pages free: evicts unreferenced cached pages, then (when `allow_preempt`)
+  /// preempts the youngest running sequences. Returns false when it could not, or when
+  /// `requester` itself was the youngest and got preempted.
+  bool make_room(int32_t pages, Sequence* requester, bool allow_preempt);
+  /// Preemption by recompute: frees the sequence's pages, drops its chunk from the step being
+  /// planned, and re-queues it by arrival with its generated tokens kept.
+  void preempt(Sequence* seq);
+  /// Adds the next `n` uncomputed tokens of `seq` to the step (pages already reserved).
+  void add_chunk(Sequence* seq, int64_t n);
+  /// Pages running sequences still need to finish their prompts (admission keeps them free).
+  int32_t outstanding_prefill_pages() const;
+  /// Ends a sequence: frees its pages, removes it from the queues, emits the finish event, and
+  /// destroys it.
+  void finish(Sequence* seq, FinishReason reason, RequestEvent event);
+  /// Sends an event to the sequence's stream and the callback.
+  void emit(const Sequence& seq, const RequestEvent& event);
+
+  static void insert_by_arrival(std::vector<Sequence*>& queue, Sequence* seq);
+  static void erase_from(std::vector<Sequence*>& queue, const Sequence* seq);
+};
+
+namespace steps {
+/// Schedules one decode token for every running sequence whose prompt is computed (growing its
+/// pages, preempting the youngest when the pool is dry).
+namespace decode {
+void step(SchedulerState& state);
+}
+/// Continues chunked prefills of running sequences and admits waiting ones (prefix-cache match,
+/// page admission, FCFS with a starvation guard) into the rest of the token budget.
+namespace prefill {
+void step(SchedulerState& state);
+}
+}  // namespace steps
+
+}  // namespace vortex::engine
