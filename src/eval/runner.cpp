@@ -1,10 +1,10 @@
 // The eval runner: same prompts for every config, greedy decoding, RULER scoring, perplexity.
 #include "vortex/eval/runner.h"
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cmath>
-
-#include <fmt/format.h>
 
 #include "vortex/model/tokenizer.h"
 
@@ -67,8 +67,9 @@ Expected<EvalRun> run_eval(Generator& generator, const EvalOptions& options,
   const auto start = std::chrono::steady_clock::now();
   const int64_t n_cfg = static_cast<int64_t>(options.configs.size());
   const int64_t total =
-      n_cfg * (static_cast<int64_t>(options.tasks.size() * options.contexts.size()) * options.samples +
-               static_cast<int64_t>(options.ppl_contexts.size()) * options.ppl_windows);
+      n_cfg *
+      (static_cast<int64_t>(options.tasks.size() * options.contexts.size()) * options.samples +
+       static_cast<int64_t>(options.ppl_contexts.size()) * options.ppl_windows);
   int64_t done = 0;
   auto tick = [&] {
     ++done;
@@ -87,7 +88,8 @@ Expected<EvalRun> run_eval(Generator& generator, const EvalOptions& options,
         const double depth = options.depths[static_cast<size_t>(i) % options.depths.size()];
         const uint64_t seed = options.seed * 1000003ULL + static_cast<uint64_t>(i);
         // Leave room for the answer inside the model's context.
-        const int64_t budget_tokens = std::min<int64_t>(ctx, generator.config().max_context - options.max_tokens - 8);
+        const int64_t budget_tokens =
+            std::min<int64_t>(ctx, generator.config().max_context - options.max_tokens - 8);
         VORTEX_ASSIGN_OR_RETURN(Sample s, gen.generate(kind, budget_tokens, depth, seed));
         GenerationRequest req;
         req.prompt = s.prompt();
@@ -95,9 +97,10 @@ Expected<EvalRun> run_eval(Generator& generator, const EvalOptions& options,
         for (size_t c = 0; c < sparse.size(); ++c) {
           req.sparse = sparse[c];
           auto out = generator.generate(req);
-          if (!out) return out.status().with_context(fmt::format("{} sample {}", task_name(kind), i));
-          run.samples.push_back({options.configs[c].label, std::string(task_name(kind)), ctx, depth, i,
-                                 score_output(s, out->text), out->selected_fraction()});
+          if (!out)
+            return out.status().with_context(fmt::format("{} sample {}", task_name(kind), i));
+          run.samples.push_back({options.configs[c].label, std::string(task_name(kind)), ctx, depth,
+                                 i, score_output(s, out->text), out->selected_fraction()});
           tick();
         }
       }
@@ -113,16 +116,20 @@ Expected<EvalRun> run_eval(Generator& generator, const EvalOptions& options,
     for (int64_t ctx : options.ppl_contexts) {
       const int64_t need = ctx + options.ppl_tokens;
       if (need > generator.config().max_context || need > static_cast<int64_t>(ids.size())) {
-        return invalid_argument(fmt::format("perplexity context {} + {} tokens exceeds the model's "
-                                            "context or the text", ctx, options.ppl_tokens));
+        return invalid_argument(
+            fmt::format("perplexity context {} + {} tokens exceeds the model's "
+                        "context or the text",
+                        ctx, options.ppl_tokens));
       }
-      const int64_t stride = (static_cast<int64_t>(ids.size()) - need) / std::max(1, options.ppl_windows);
+      const int64_t stride =
+          (static_cast<int64_t>(ids.size()) - need) / std::max(1, options.ppl_windows);
       for (size_t c = 0; c < sparse.size(); ++c) {
         ScoreResult sum;
         for (int32_t w = 0; w < options.ppl_windows; ++w) {
           const int32_t* base = ids.data() + w * stride;
-          auto r = generator.score({base, static_cast<size_t>(ctx)},
-                                   {base + ctx, static_cast<size_t>(options.ppl_tokens)}, sparse[c]);
+          auto r =
+              generator.score({base, static_cast<size_t>(ctx)},
+                              {base + ctx, static_cast<size_t>(options.ppl_tokens)}, sparse[c]);
           if (!r) return r.status().with_context(fmt::format("perplexity at {}", ctx));
           sum.nll_sum += r->nll_sum;
           sum.scored_tokens += r->scored_tokens;
@@ -130,10 +137,11 @@ Expected<EvalRun> run_eval(Generator& generator, const EvalOptions& options,
           sum.candidate_pages += r->candidate_pages;
           tick();
         }
-        run.perplexity.push_back({options.configs[c].label, ctx, sum.perplexity(), sum.scored_tokens,
-                                  sum.candidate_pages > 0 ? static_cast<double>(sum.selected_pages) /
-                                                                static_cast<double>(sum.candidate_pages)
-                                                          : 1.0});
+        run.perplexity.push_back(
+            {options.configs[c].label, ctx, sum.perplexity(), sum.scored_tokens,
+             sum.candidate_pages > 0 ? static_cast<double>(sum.selected_pages) /
+                                           static_cast<double>(sum.candidate_pages)
+                                     : 1.0});
       }
     }
   }

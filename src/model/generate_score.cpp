@@ -33,7 +33,8 @@ Expected<ScoreResult> Generator::score(std::span<const int32_t> context,
   for (auto ids : {context, continuation}) {
     for (int32_t t : ids) {
       if (t < 0 || t >= c.vocab_size) {
-        return invalid_argument("score: token id " + std::to_string(t) + " is outside the vocabulary");
+        return invalid_argument("score: token id " + std::to_string(t) +
+                                " is outside the vocabulary");
       }
     }
   }
@@ -44,7 +45,8 @@ Expected<ScoreResult> Generator::score(std::span<const int32_t> context,
   }
   const int32_t P = sparse.program != nullptr ? sparse.budget.block_size : m.options.page_size;
   const KVCacheConfig kc = m.model->kv_cache_config(P, m.options.kv_dtype, {&sparse});
-  VORTEX_ASSIGN_OR_RETURN(KVCache cache, KVCache::create(kc, static_cast<int32_t>((total + P - 1) / P)));
+  VORTEX_ASSIGN_OR_RETURN(KVCache cache,
+                          KVCache::create(kc, static_cast<int32_t>((total + P - 1) / P)));
   PageTable table(P);
   VORTEX_RETURN_IF_ERROR(table.reserve(total, cache.pool()));
 
@@ -63,7 +65,8 @@ Expected<ScoreResult> Generator::score(std::span<const int32_t> context,
     r.nll_sum += token_nll(logits, token);
     ++r.scored_tokens;
     if (i + 1 == continuation.size()) break;
-    const ForwardBatch batch{{SequenceChunk{&continuation[i], 1, table.num_tokens(), &table, &sparse, true}}};
+    const ForwardBatch batch{
+        {SequenceChunk{&continuation[i], 1, table.num_tokens(), &table, &sparse, true}}};
     VORTEX_RETURN_IF_ERROR(m.model->forward(batch, cache, logits.data(), &stats));
   }
   r.selected_pages = stats.selected_pages;

@@ -5,9 +5,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "command_registry.h"
 #include "progress_bar.h"
@@ -77,7 +76,8 @@ int run(const EvalArgs& a, const std::string& command_line) {
     for (const auto& d : split(a.depths)) opt.depths.push_back(std::stod(d));
     for (const auto& c : split(a.ppl_contexts)) opt.ppl_contexts.push_back(std::stoll(c));
   } catch (const std::exception&) {
-    return fail(invalid_argument("--contexts, --depths and --ppl-contexts take comma-separated numbers"));
+    return fail(
+        invalid_argument("--contexts, --depths and --ppl-contexts take comma-separated numbers"));
   }
   if (opt.depths.empty()) return fail(invalid_argument("--depths needs at least one value"));
   flow::BudgetParams base;
@@ -122,35 +122,44 @@ int run(const EvalArgs& a, const std::string& command_line) {
   const std::string baseline = opt.configs.front().label;
   const auto cells = eval::summarize(run->samples, baseline);
 
-  std::string md = fmt::format("# vortex eval — {} (git {})\n\n`{}`\n\n", a.model, VORTEX_GIT_SHA,
-                               command_line);
+  std::string md =
+      fmt::format("# vortex eval — {} (git {})\n\n`{}`\n\n", a.model, VORTEX_GIT_SHA, command_line);
   md += eval::to_markdown(cells);
   if (!run->perplexity.empty()) {
-    md += "\n| perplexity | context | config | tokens | ppl | vs dense | selected pages |\n|---|---|---|---|---|---|---|\n";
+    md +=
+        "\n| perplexity | context | config | tokens | ppl | vs dense | selected pages "
+        "|\n|---|---|---|---|---|---|---|\n";
     std::map<int64_t, double> dense;
     for (const auto& p : run->perplexity)
       if (p.config == baseline) dense[p.context] = p.perplexity;
     for (const auto& p : run->perplexity) {
       md += fmt::format("| | {} | {} | {} | {:.3f} | {:+.2f}% | {:.3f} |\n", p.context, p.config,
-                        p.scored_tokens, p.perplexity, 100.0 * (p.perplexity / dense[p.context] - 1.0),
-                        p.selected_fraction);
+                        p.scored_tokens, p.perplexity,
+                        100.0 * (p.perplexity / dense[p.context] - 1.0), p.selected_fraction);
     }
   }
   md += fmt::format("\n{} samples in {:.1f} s\n", run->samples.size(), run->seconds);
   fmt::print("{}", md);
 
-  nlohmann::json j = {{"git_sha", VORTEX_GIT_SHA}, {"model", a.model}, {"command", command_line},
-                      {"baseline", baseline},      {"seconds", run->seconds},
-                      {"cells", eval::to_json(cells)}};
+  nlohmann::json j = {{"git_sha", VORTEX_GIT_SHA}, {"model", a.model},
+                      {"command", command_line},   {"baseline", baseline},
+                      {"seconds", run->seconds},   {"cells", eval::to_json(cells)}};
   j["perplexity"] = nlohmann::json::array();
   for (const auto& p : run->perplexity) {
-    j["perplexity"].push_back({{"config", p.config}, {"context", p.context}, {"ppl", p.perplexity},
-                               {"tokens", p.scored_tokens}, {"selected_fraction", p.selected_fraction}});
+    j["perplexity"].push_back({{"config", p.config},
+                               {"context", p.context},
+                               {"ppl", p.perplexity},
+                               {"tokens", p.scored_tokens},
+                               {"selected_fraction", p.selected_fraction}});
   }
   j["samples"] = nlohmann::json::array();
   for (const auto& s : run->samples) {
-    j["samples"].push_back({{"config", s.config}, {"task", s.task}, {"context", s.context},
-                            {"depth", s.depth}, {"index", s.index}, {"score", s.score},
+    j["samples"].push_back({{"config", s.config},
+                            {"task", s.task},
+                            {"context", s.context},
+                            {"depth", s.depth},
+                            {"index", s.index},
+                            {"score", s.score},
                             {"selected_fraction", s.selected_fraction}});
   }
   if (!a.json_out.empty()) std::ofstream(a.json_out) << j.dump(2) << "\n";
@@ -160,13 +169,17 @@ int run(const EvalArgs& a, const std::string& command_line) {
     if (!a.bench_json.empty()) {
       try {
         auto b = nlohmann::json::parse(read_file(a.bench_json));
-        for (const auto& r : b.at("results")) tput[r.at("config").get<std::string>()] = r.at("tokens_per_s").get<double>();
+        for (const auto& r : b.at("results"))
+          tput[r.at("config").get<std::string>()] = r.at("tokens_per_s").get<double>();
       } catch (const std::exception& e) {
-        return fail(invalid_argument(fmt::format("--bench {}: expected {{\"results\": [{{\"config\", "
-                                                 "\"tokens_per_s\"}}]}} ({})", a.bench_json, e.what())));
+        return fail(
+            invalid_argument(fmt::format("--bench {}: expected {{\"results\": [{{\"config\", "
+                                         "\"tokens_per_s\"}}]}} ({})",
+                                         a.bench_json, e.what())));
       }
     }
-    std::ofstream(a.svg_out) << eval::scatter_svg(cells, tput, "accuracy vs throughput: " + a.model);
+    std::ofstream(a.svg_out) << eval::scatter_svg(cells, tput,
+                                                  "accuracy vs throughput: " + a.model);
   }
   return 0;
 }
@@ -175,27 +188,35 @@ int run(const EvalArgs& a, const std::string& command_line) {
 
 VORTEX_REGISTER_COMMAND(eval, 50, [](CLI::App& app, int* exit_code) {
   auto args = std::make_shared<EvalArgs>();
-  auto* cmd = app.add_subcommand("eval", "accuracy of dense vs sparse flows on RULER-style tasks and perplexity");
+  auto* cmd = app.add_subcommand(
+      "eval", "accuracy of dense vs sparse flows on RULER-style tasks and perplexity");
   cmd->add_option("--model", args->model, "model path, alias or synthetic:<preset>");
-  cmd->add_option("--tasks", args->tasks, "comma list: passkey,niah_single,niah_multikey,niah_multivalue,niah_multiquery,vt,cwe");
+  cmd->add_option(
+      "--tasks", args->tasks,
+      "comma list: passkey,niah_single,niah_multikey,niah_multivalue,niah_multiquery,vt,cwe");
   cmd->add_option("--contexts", args->contexts, "comma list of context lengths in tokens");
   cmd->add_option("--depths", args->depths, "needle depths in [0,1], cycled over samples");
   cmd->add_option("--samples", args->samples, "samples per (task, context)");
-  cmd->add_option("--flows", args->flows, "configs: dense,block_topk:30 (pages),quest:1/8 (of the context); the first is the baseline");
+  cmd->add_option(
+      "--flows", args->flows,
+      "configs: dense,block_topk:30 (pages),quest:1/8 (of the context); the first is the baseline");
   cmd->add_option("--seed", args->seed, "task seed");
   cmd->add_option("--max-tokens", args->max_tokens, "answer tokens per sample");
   cmd->add_option("--bos", args->bos, "sink pages");
   cmd->add_option("--eos", args->eos, "recent pages");
   cmd->add_option("--block-size", args->block_size, "page size P");
   cmd->add_option("--layers-skip", args->layers_skip, "dense layers, comma list");
-  cmd->add_option("--haystack", args->haystack, "haystack text file (default: the Austen text from setup) or 'noise'");
-  cmd->add_option("--ppl-contexts", args->ppl_contexts, "perplexity context lengths (comma list); empty skips");
+  cmd->add_option("--haystack", args->haystack,
+                  "haystack text file (default: the Austen text from setup) or 'noise'");
+  cmd->add_option("--ppl-contexts", args->ppl_contexts,
+                  "perplexity context lengths (comma list); empty skips");
   cmd->add_option("--ppl-tokens", args->ppl_tokens, "scored tokens per perplexity window");
   cmd->add_option("--ppl-windows", args->ppl_windows, "perplexity windows per context");
   cmd->add_option("--kv-dtype", args->kv_dtype, "f32 or bf16");
   cmd->add_option("--json", args->json_out, "write results JSON here");
   cmd->add_option("--md", args->md_out, "write the Markdown table here");
-  cmd->add_option("--bench", args->bench_json, "bench JSON with per-config tokens_per_s (for --svg)");
+  cmd->add_option("--bench", args->bench_json,
+                  "bench JSON with per-config tokens_per_s (for --svg)");
   cmd->add_option("--svg", args->svg_out, "write an accuracy-vs-throughput scatter here");
   cmd->add_flag("--quiet", args->quiet, "no progress bar");
   cmd->callback([args, exit_code, &app] {

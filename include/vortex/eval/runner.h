@@ -30,10 +30,10 @@ struct EvalOptions {
   std::vector<EvalConfig> configs;     ///< the first "dense" one is the baseline
   uint64_t seed = 1;
   int32_t max_tokens = 48;
-  std::string haystack;                 ///< text; empty uses noise sentences
-  std::vector<int64_t> ppl_contexts;    ///< perplexity: context lengths (tokens); empty skips
-  int32_t ppl_tokens = 128;             ///< scored continuation tokens per window
-  int32_t ppl_windows = 2;              ///< windows per context length
+  std::string haystack;               ///< text; empty uses noise sentences
+  std::vector<int64_t> ppl_contexts;  ///< perplexity: context lengths (tokens); empty skips
+  int32_t ppl_tokens = 128;           ///< scored continuation tokens per window
+  int32_t ppl_windows = 2;            ///< windows per context length
 };
 
 struct PerplexityResult {
