@@ -160,6 +160,12 @@ __device__ __forceinline__ void vx_cursor_next(const VxArgs& a, VxCursor* c, int
 }
 )";
 
+static_assert(offsetof(CudaKernelArgs, field) == 80 &&
+                  offsetof(CudaKernelArgs, buf) == 80 + 8 * kCudaMaxFields &&
+                  offsetof(CudaKernelArgs, batch) == 80 + 8 * (kCudaMaxFields + kCudaMaxBuffers) &&
+                  sizeof(CudaKernelArgs) == 80 + 8 * (kCudaMaxFields + kCudaMaxBuffers) + 40,
+              "CudaKernelArgs must keep the layout the generated VxArgs declares");
+
 // The argument block, with its layout pinned to CudaKernelArgs.
 std::string args_struct() {
   std::string s = R"(
@@ -180,17 +186,9 @@ struct VxArgs {
   s += "  float* buf[" + num(kCudaMaxBuffers) + "];  // scratch\n";
   s += "  int batch, num_q_heads, num_kv_heads, layer, work_capacity, chunk_pages, bos, eos;\n";
   s += "  int cache_max_pages, reserved;\n};\n";
+  // Ten pointers, the two arrays, then ints: one layout under the host and device ABIs (pinned
+  // on the host below; NVRTC has no offsetof, the size pins it there).
   s += "static_assert(sizeof(VxArgs) == " + num(sizeof(CudaKernelArgs)) + ", \"VxArgs layout\");\n";
-  s +=
-      "static_assert(__builtin_offsetof(VxArgs, field) == " + num(offsetof(CudaKernelArgs, field)) +
-      ", \"VxArgs layout\");\n";
-  s += "static_assert(__builtin_offsetof(VxArgs, buf) == " + num(offsetof(CudaKernelArgs, buf)) +
-       ", \"VxArgs layout\");\n";
-  s +=
-      "static_assert(__builtin_offsetof(VxArgs, batch) == " + num(offsetof(CudaKernelArgs, batch)) +
-      ", \"VxArgs layout\");\n";
-  s += "static_assert(__builtin_offsetof(VxArgs, reserved) == " +
-       num(offsetof(CudaKernelArgs, reserved)) + ", \"VxArgs layout\");\n";
   return s;
 }
 

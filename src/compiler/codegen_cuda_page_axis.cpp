@@ -68,7 +68,7 @@ std::string emit_page_axis_kernel(const SideInfo& si, const CudaCodegenOptions& 
   std::string k = "// " + spec->what + " " + t.to_string() + "\n";
   k += "extern \"C\" __global__ void __launch_bounds__(" + kThreads + ") " + spec->name +
        "(const VxArgs a) {\n";
-  k += "  __shared__ float vx_red[32];\n";
+  if (st.op != OpKind::kConv1d) k += "  __shared__ float vx_red[32];  // block reductions\n";
   k += row_loop_head(true);
   k += "    const int vx_lo = a.bos, vx_hi = vx_r.end;  // candidates [bos, n - eos)\n";
   k += "    for (int ve = 0; ve < " + num(tile) + "; ++ve) {\n";
