@@ -32,8 +32,16 @@ void expect_golden(const std::string& file, const std::string& actual) {
   ASSERT_TRUE(in.good()) << "missing golden file " << path << " (run with VORTEX_UPDATE_GOLDEN=1)";
   std::stringstream ss;
   ss << in.rdbuf();
-  EXPECT_EQ(actual, ss.str()) << "golden mismatch for " << file
-                              << " (after an intended change: VORTEX_UPDATE_GOLDEN=1, review diff)";
+  const std::string expected = ss.str();
+  if (actual == expected) return;
+  // Report the first differing line, not the whole source.
+  std::istringstream a(actual), e(expected);
+  std::string la, le;
+  int line = 1;
+  while (std::getline(a, la) && std::getline(e, le) && la == le) ++line;
+  ADD_FAILURE() << "golden mismatch for " << file << " at line " << line << ":\n  expected: " << le
+                << "\n  actual:   " << la
+                << "\n(after an intended change: VORTEX_UPDATE_GOLDEN=1, review the diff)";
 }
 
 Expected<CudaFlowSource> generate(const std::string& name, const ShapeEnv& env,
