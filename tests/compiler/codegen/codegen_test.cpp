@@ -9,6 +9,7 @@
 #include <string>
 
 #include "random_flow.h"
+#include "test_flows.h"
 #include "vortex/compiler/codegen_cuda.h"
 #include "vortex/compiler/passes.h"
 #include "vortex/flow/builder.h"
@@ -127,6 +128,31 @@ TEST(CodegenCuda, SaveInTheSameKernelWritesTheFieldDirectly) {
   ASSERT_EQ(src->indexer_kernels.size(), 1u);  // Load, Add, Save fused with the score
   EXPECT_NE(src->source.find("// Save %v6 -> field 1 'running'"), std::string::npos);
   EXPECT_EQ(count(src->source, "vx_commit_"), 0);
+}
+
+TEST(CodegenCuda, StateReadAfterABoundaryIsCommittedLast) {
+  testing::DeferredStateFlow f;
+  auto ir = flow::build_flow(f);
+  ASSERT_TRUE(ir.has_value()) << ir.status().to_string();
+  auto plan = compile_plan(*ir, ShapeEnv{16, 128, 4});
+  ASSERT_TRUE(plan.has_value()) << plan.status().to_string();
+  auto src = emit_cuda(*plan);
+  ASSERT_TRUE(src.has_value()) << src.status().to_string();
+  ASSERT_FALSE(src->indexer_kernels.empty());
+  EXPECT_EQ(src->indexer_kernels.back().kind, CudaKernelKind::kSaveCommit);
+  EXPECT_EQ(count(src->source, "// Save %v"), 0);  // no direct field write in the fused kernel
+}
+
+TEST(CodegenCuda, TopKOverAFieldCopiesIt) {
+  testing::FieldScoreFlow f;
+  auto ir = flow::build_flow(f);
+  ASSERT_TRUE(ir.has_value()) << ir.status().to_string();
+  auto plan = compile_plan(*ir, ShapeEnv{16, 128, 4});
+  ASSERT_TRUE(plan.has_value()) << plan.status().to_string();
+  auto src = emit_cuda(*plan);
+  ASSERT_TRUE(src.has_value()) << src.status().to_string();
+  ASSERT_EQ(src->indexer_kernels.size(), 1u);
+  EXPECT_EQ(src->indexer_kernels[0].name, "vx_indexer_score");
 }
 
 TEST(CodegenCuda, PolicyIsCompiledIntoThePlannerKernel) {

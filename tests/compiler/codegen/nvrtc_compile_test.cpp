@@ -4,11 +4,18 @@
 // cuda preset. Each cubin must define every kernel the runtime will look up.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
 #include <string>
 
 #include "random_flow.h"
+#include "test_flows.h"
 #include "vortex/compiler/codegen_cuda.h"
 #include "vortex/compiler/passes.h"
+#include "vortex/flow/builder.h"
 #include "vortex/flow/policy.h"
 #include "vortex/flow/registry.h"
 #include "vortex/kernels/cuda/flow_runtime.h"
@@ -83,6 +90,64 @@ TEST(NvrtcCompile, CustomPolicies) {
     ASSERT_TRUE(src.has_value());
     expect_compiles(*src, "policy");
   }
+}
+
+TEST(NvrtcCompile, HandWrittenEdgeFlows) {
+  testing::DeferredStateFlow deferred;
+  testing::FieldScoreFlow field_score;
+  for (flow::lang::Flow* f : std::initializer_list<flow::lang::Flow*>{&deferred, &field_score}) {
+    auto ir = flow::build_flow(*f);
+    ASSERT_TRUE(ir.has_value()) << ir.status().to_string();
+    auto plan = compile_plan(*ir, ShapeEnv{16, 128, 4});
+    ASSERT_TRUE(plan.has_value()) << plan.status().to_string();
+    auto src = emit_cuda(*plan);
+    ASSERT_TRUE(src.has_value()) << src.status().to_string();
+    expect_compiles(*src, f->name());
+  }
+}
+
+// The disk cache: a miss compiles and stores, a hit returns the same image, a corrupt or
+// truncated file is a miss (recompiled and rewritten), another source is another key.
+TEST(NvrtcCompile, CubinCacheRoundTrip) {
+  const std::string dir =
+      ::testing::TempDir() + "/vortex_cubin_cache_test_" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  const gpu::CubinCache cache(dir);
+  EXPECT_EQ(cache.dir(), dir);
+  const std::string src = "extern \"C\" __global__ void vx_probe(float* p) { p[0] = 1.0f; }";
+  auto first = gpu::compile_cached(src, "probe", cache);
+  ASSERT_TRUE(first.has_value()) << first.status().to_string();
+  EXPECT_FALSE(first->from_cache);
+  EXPECT_TRUE(std::filesystem::exists(cache.path(first->key)));
+  auto second = gpu::compile_cached(src, "probe", cache);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_TRUE(second->from_cache);
+  EXPECT_EQ(second->image, first->image);
+  EXPECT_EQ(second->key, first->key);
+  // Truncate the file: the header no longer matches, so it is recompiled and rewritten.
+  std::filesystem::resize_file(cache.path(first->key), 100);
+  EXPECT_FALSE(cache.load(first->key).has_value());
+  auto third = gpu::compile_cached(src, "probe", cache);
+  ASSERT_TRUE(third.has_value());
+  EXPECT_FALSE(third->from_cache);
+  EXPECT_TRUE(cache.load(first->key).has_value());
+  // Flip one byte of the image: the SHA-256 in the header catches it.
+  {
+    std::fstream f(cache.path(first->key), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(200);
+    f.put('\x5a');
+  }
+  EXPECT_FALSE(cache.load(first->key).has_value());
+  auto other = gpu::compile_cached(src + "\n", "probe", cache);
+  ASSERT_TRUE(other.has_value());
+  EXPECT_NE(other->key, first->key);
+  // No directory (no HOME, no VORTEX_CACHE_DIR) would disable the cache; an unwritable one is
+  // not an error: the module still compiles.
+  const gpu::CubinCache unwritable("/proc/vortex_no_such_dir");
+  auto still = gpu::compile_cached(src, "probe", unwritable);
+  ASSERT_TRUE(still.has_value());
+  EXPECT_FALSE(still->from_cache);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(NvrtcCompile, RandomFlows) {

@@ -5,7 +5,12 @@
 // recall bound.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <initializer_list>
+
 #include "../../compiler/codegen/random_flow.h"
+#include "../../compiler/codegen/test_flows.h"
 #include "flow_parity.h"
 #include "vortex/compiler/program.h"
 #include "vortex/flow/builder.h"
@@ -45,7 +50,8 @@ void report(const std::string& what, const ParityStats& st) {
               static_cast<long long>(st.sparse_rows), static_cast<long long>(st.near_tie_rows),
               st.max_score_err);
   EXPECT_GT(st.sparse_rows, 0) << what << ": nothing was selected sparsely";
-  EXPECT_LE(st.near_tie_rows * 20, st.sparse_rows) << what << ": too many tie-broken rows";
+  EXPECT_LE(st.near_tie_rows, std::max<int64_t>(1, st.sparse_rows / 10))
+      << what << ": too many rows decided by score ties";
 }
 
 TEST(CudaFlowParity, EveryBuiltin) {
@@ -72,10 +78,28 @@ TEST(CudaFlowParity, RandomFlows) {
   }
 }
 
+TEST(CudaFlowParity, StateReadAgainAfterABoundaryAndTopKOverAField) {
+  VORTEX_REQUIRE_GPU();
+  compiler::testing::DeferredStateFlow deferred;
+  compiler::testing::FieldScoreFlow field_score;
+  for (flow::lang::Flow* f : std::initializer_list<flow::lang::Flow*>{&deferred, &field_score}) {
+    auto ir = flow::build_flow(*f);
+    ASSERT_TRUE(ir.has_value()) << ir.status().to_string();
+    auto program = flow::FlowProgram::compile(*ir);
+    ASSERT_TRUE(program.has_value()) << program.status().to_string();
+    ParitySpec spec = spec_a(51);
+    spec.steps = 3;
+    report(f->name(), check_flow_parity(*program, spec));
+    report(f->name() + " B", check_flow_parity(*program, spec_b(52)));
+  }
+}
+
 TEST(CudaFlowParity, JsonFlowRunsWithoutRebuild) {
   VORTEX_REQUIRE_GPU();
-  const std::string path =
-      std::string(VORTEX_SOURCE_DIR) + "/tests/kernels/cuda_flow/data/energy_quest.json";
+  // VORTEX_SOURCE_DIR in the environment: the tree on another machine than the build's.
+  const char* env = std::getenv("VORTEX_SOURCE_DIR");
+  const std::string path = std::string(env != nullptr ? env : VORTEX_SOURCE_DIR) +
+                           "/tests/kernels/cuda_flow/data/energy_quest.json";
   auto program = flow::load_flow(path);
   ASSERT_TRUE(program.has_value()) << program.status().to_string();
   ASSERT_EQ(flow::flow_name(**program), "energy_quest");
