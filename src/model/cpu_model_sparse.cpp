@@ -5,8 +5,6 @@
 
 namespace vortex::detail {
 
-#if VORTEX_HAVE_FLOW
-
 bool is_sparse(const flow::SparseConfig* sparse) {
   return sparse != nullptr && sparse->program != nullptr && !flow::flow_is_dense(*sparse->program);
 }
@@ -39,29 +37,5 @@ Status select_pages(const flow::SparseConfig& sparse, const KVCache& cache, int3
   return flow::select_pages_cpu(*sparse.program, sparse.budget, cache, layer, q, num_q_heads, pt,
                                 out);
 }
-
-#else  // Built without the flow module: every request must be dense.
-
-bool is_sparse(const flow::SparseConfig* sparse) {
-  return sparse != nullptr && sparse->program != nullptr;
-}
-
-bool layer_is_dense(const flow::SparseConfig&, int32_t) { return true; }
-
-std::vector<AuxFieldSpec> union_aux_fields(const std::vector<const flow::SparseConfig*>&, int32_t,
-                                           int32_t) {
-  return {};
-}
-
-Status run_cache_flow(const flow::SparseConfig&, KVCache&, int32_t, std::span<const int32_t>) {
-  return unsupported("this build has no flow module; sparse attention is unavailable");
-}
-
-Status select_pages(const flow::SparseConfig&, const KVCache&, int32_t, const float*, int32_t,
-                    PageTableView, flow::Selection*) {
-  return unsupported("this build has no flow module; sparse attention is unavailable");
-}
-
-#endif
 
 }  // namespace vortex::detail

@@ -20,7 +20,6 @@ Expected<flow::SparseConfig> make_sparse_config(const FlowOptions& options) {
         std::to_string(b.eos) + ", topk_ratio " + std::to_string(b.topk_ratio));
   }
   if (options.flow.empty() || options.flow == "dense") return config;
-#if VORTEX_HAVE_FLOW
   VORTEX_ASSIGN_OR_RETURN(config.program, flow::load_flow(options.flow));
   if (!options.policy.empty()) {
     auto policy = flow::parse_policy(options.policy);
@@ -28,10 +27,6 @@ Expected<flow::SparseConfig> make_sparse_config(const FlowOptions& options) {
     config.budget.policy = std::move(policy).value();
   }
   return config;
-#else
-  return unsupported("flow '" + options.flow +
-                     "' requested, but this build has no flow module; use --flow dense");
-#endif
 }
 
 }  // namespace vortex

@@ -31,6 +31,7 @@ if [ "$do_build" = 1 ]; then
   # the executables exist, so build by name.
   # shellcheck disable=SC2086
   cmake --build "$build_dir" -j2 --target ${targets} vortex_kernel_bench
+  cmake --build "$build_dir" -j2 --target vortex  # cudamodel: `vortex bench decode`
 fi
 
 rm -rf "$out"
@@ -41,6 +42,7 @@ ctest --test-dir "$build_dir" -L gpu --show-only=json-v1 2>/dev/null |
     cp "$exe" "$out/gpu_tests/"
   done
 cp "$build_dir/bin/vortex_kernel_bench" "$out/bin/"
+cp "$build_dir/bin/vortex" "$out/bin/"  # cudamodel: `vortex bench decode` in check.sh
 
 # Shared libraries that a stock Ubuntu + CUDA toolkit would not provide.
 system_re='^(linux-vdso|libc\.so|libm\.so|libstdc\+\+|libgcc_s|ld-linux|librt|libpthread|libdl|libcublas|libcublasLt|libnvrtc|libcudart|libcuda\.so)'
@@ -51,6 +53,11 @@ for f in "$out"/gpu_tests/* "$out"/bin/*; do
       cp -L "$path" "$out/lib/"
     fi
   done
+done
+# cudamodel: the CpuModel oracle of the model tests needs OpenBLAS (36 MB); large libraries travel
+# xz-compressed (OpenBLAS: ~4 MB) and check.sh unpacks them next to the others.
+for lib in "$out"/lib/*; do
+  [ -f "$lib" ] && [ "$(stat -c %s "$lib")" -gt 4000000 ] && xz -T2 -9 "$lib"
 done
 
 {

@@ -49,6 +49,15 @@ left() {
 
 # Libraries: the bundle's own, the CUDA toolkit's, and (fallback) the pip CUDA wheels of PyTorch.
 libdirs="$(cd "$bundle" && pwd)/lib"
+# cudamodel: libraries bundle.sh compressed (lib/*.xz) are unpacked into a scratch folder.
+if ls "$bundle"/lib/*.xz >/dev/null 2>&1; then
+  xzlib=$(mktemp -d)
+  for z in "$bundle"/lib/*.xz; do
+    python3 -c 'import lzma,sys; open(sys.argv[2],"wb").write(lzma.open(sys.argv[1]).read())' \
+      "$z" "$xzlib/$(basename "${z%.xz}")"
+  done
+  libdirs="$libdirs:$xzlib"
+fi
 for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib; do
   [ -d "$d" ] && libdirs="$libdirs:$d"
 done
@@ -117,6 +126,9 @@ if [ "$sanitize" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
   san kernels_cuda_row_topk_test 'RowTopK.TargetShape32x8x1024:RowTopK.HeavyTiesBreakTowardsLowerPages:RowTopK.VeryLongRowsTakeTheUncachedPath'
   san kernels_cuda_sparse_planner_test 'SparsePlanner.SubstitutedPolicyFunctor'
   san kernels_cuda_block_topk_flow_test '*'
+  # cudamodel: the model kernels (small cases) and one graph-replayed model step.
+  san kernels_cuda_model_test 'CudaEmbedding.*:CudaRmsNorm.*:CudaRopeAppend.*:CudaSampling.Greedy*:CudaCausalAttention.DecodeChunksMatchCpuDecodeAttention'
+  san model_cuda_test 'CudaModel.GraphReplayedDecodeEqualsEagerDecode'
 fi
 
 # 3. Kernel benchmark and 4. PyTorch peers, in the same run.
@@ -138,6 +150,31 @@ if [ "$bench" = 1 ] && [ "$peers" = 1 ] && [ "$(left 240)" -ge 30 ]; then
     echo "== PyTorch peers skipped: no torch with CUDA" | tee "$out/bench/peers.log"
   fi
 fi
+
+# --- cudamodel: decode-step benchmark (vortex bench decode, dense and block_topk) and its
+# PyTorch peer (bench/peers/torch_decode_step.py); B=32, L=16K, qwen3-1.7b shape. -------------
+if [ "$bench" = 1 ] && [ -x "$bundle/bin/vortex" ]; then
+  steps=50
+  [ "$quick" = 1 ] && steps=20
+  for flow in dense block_topk; do
+    if [ "$(left 150)" -lt 40 ]; then echo "== vortex bench decode --flow $flow: skipped, time budget spent"; continue; fi
+    echo "== vortex bench decode --flow $flow"
+    timeout "$(left 150)" "$bundle/bin/vortex" bench decode --model synthetic:qwen3-1.7b \
+      --batch 32 --context 16384 --flow "$flow" --topk-val 30 --bos 1 --eos 1 --layers-skip 0 \
+      --steps "$steps" --json "$out/bench/decode_$flow.json" > "$out/bench/decode_$flow.log" 2>&1
+    echo "exit $? ($(grep -E '^(decode step|throughput \(B|roofline|GPU idle)' "$out/bench/decode_$flow.log" | tr -s ' ' | tr '\n' ';'))"
+  done
+fi
+if [ "$bench" = 1 ] && [ "$peers" = 1 ] && [ "$(left 150)" -ge 40 ]; then
+  if $py -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
+    echo "== PyTorch decode step peer $qflag"
+    timeout "$(left 150)" $py bench/peers/torch_decode_step.py --model qwen3-1.7b --batch 32 \
+      --context 16384 $qflag --json "$out/bench/torch_decode_step.json" \
+      > "$out/bench/torch_decode_step.log" 2>&1
+    echo "exit $? ($(grep -E 'step|bytes' "$out/bench/torch_decode_step.log" | tr -s ' ' | tr '\n' ';'))"
+  fi
+fi
+# --- end cudamodel --------------------------------------------------------------------------
 
 echo "== done in $(( $(date +%s) - t_start )) s"
 $py tools/gpu/summarize.py "$out"

@@ -68,6 +68,15 @@ struct GenerationResult {
   double selected_fraction() const;
 };
 
+/// Teacher-forced scoring of a continuation (for perplexity).
+struct ScoreResult {
+  double nll_sum = 0.0;       ///< Σ −log p(token) over the scored tokens (nats)
+  int64_t scored_tokens = 0;
+  int64_t selected_pages = 0;   ///< as in GenerationResult
+  int64_t candidate_pages = 0;
+  double perplexity() const;  ///< exp(nll_sum / scored_tokens)
+};
+
 /// Called with each new piece of output text (always whole UTF-8); return false to stop.
 using TextCallback = std::function<bool(std::string_view piece)>;
 /// Called with each generated token id (before text decoding); return false to stop.
@@ -105,6 +114,13 @@ class Generator {
   const Tokenizer& tokenizer() const;
   /// EOS and end-of-turn ids that end a generation (model config + tokenizer).
   const std::vector<int32_t>& stop_ids() const;
+
+  /// Prefills `context` (dense, chunked) and then feeds `continuation` one token per decode step
+  /// — so the sparse flow selects pages exactly as in generation — summing the negative
+  /// log-likelihood of each continuation token under the model's distribution before it.
+  Expected<ScoreResult> score(std::span<const int32_t> context,
+                              std::span<const int32_t> continuation,
+                              const flow::SparseConfig& sparse);
 
   /// The prompt's token ids: chat template (when `chat`) then encoding, BOS as the vocabulary asks.
   Expected<std::vector<int32_t>> encode_prompt(const GenerationRequest& request) const;

@@ -99,5 +99,22 @@ TEST(SparseForward, GeneratorGreedyTokensEqualDenseWhenTheBudgetCoversTheContext
   EXPECT_EQ(narrow.output_ids.size(), 48u);
 }
 
+TEST(SparseForward, EveryBuiltinFlowRunsThroughGeneration) {
+  auto g = Generator::load("synthetic:tiny-qwen3").value();
+  SamplingParams s;
+  s.max_tokens = 12;
+  const auto prompt = random_tokens(150, 256, 10);
+  for (const std::string& name : flow::builtin_flow_names()) {
+    auto r = g->generate_ids(prompt, s, sparse_config(name, 2, 16, {0}));
+    ASSERT_TRUE(r.has_value()) << name << ": " << r.status().to_string();
+    EXPECT_EQ(r->output_ids.size(), 12u) << name;
+    if (name == "dense") {
+      EXPECT_EQ(r->candidate_pages, 0) << name;
+    } else {
+      EXPECT_LT(r->selected_fraction(), 1.0) << name;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace vortex::testing

@@ -1,0 +1,255 @@
+// CudaModel's sparse decode (ARCHITECTURE §6): the flows it runs (resolved from the flow runtime:
+// budget, dense layers, the hand-written block_topk kernels or a factory's), the aux fields its
+// cache needs, and per decode range and layer the device pipeline — planner -> indexer -> top-k
+// -> attention over the selection — all enqueued on the model's stream (graph-capturable).
+#if defined(VORTEX_WITH_CUDA)
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cuda_model_impl.h"
+#include "cuda_model_kernels.h"
+#include "vortex/core/cuda_check.h"
+#include "vortex/kernels/cuda/block_topk_flow.h"
+#include "vortex/kernels/cuda/row_topk.h"
+
+namespace vortex {
+namespace {
+
+std::mutex& factory_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+CudaFlowFactory& factory_slot() {
+  static CudaFlowFactory factory;
+  return factory;
+}
+
+bool is_sparse(const flow::SparseConfig* sparse) {
+  return sparse != nullptr && sparse->program != nullptr && !flow::flow_is_dense(*sparse->program);
+}
+
+/// block_topk by hand: the cache flow stores each page's mean key (bf16 [1, D]); the indexer
+/// scores a page by <mean of the row's G query heads, centroid>.
+class BlockTopKKernels final : public CudaFlowKernels {
+ public:
+  BlockTopKKernels(std::string field, const ModelConfig& model)
+      : field_(std::move(field)),
+        hq_(model.num_q_heads),
+        hkv_(model.num_kv_heads),
+        dim_(model.head_dim) {}
+
+  Status cache_flow(const KVCache& cache, int32_t layer, const int32_t* pages, const int32_t* count,
+                    int32_t max_pages, cudaStream_t stream) override {
+    VORTEX_ASSIGN_OR_RETURN(AuxFieldView f, field(cache, layer));
+    return gpu::compute_centroids(cache.layer(layer), f, pages, count, max_pages, stream);
+  }
+
+  Status score(const KVCache& cache, int32_t layer, const void* q, const PageTableView& pt,
+               const gpu::WorkListView& work, float* scores, cudaStream_t stream) override {
+    VORTEX_ASSIGN_OR_RETURN(AuxFieldView f, field(cache, layer));
+    return gpu::centroid_scores(q, DType::kBF16, hq_, hkv_, dim_, f, pt, work, scores, stream);
+  }
+
+ private:
+  Expected<AuxFieldView> field(const KVCache& cache, int32_t layer) const {
+    const int32_t index = cache.field_index(field_);
+    if (index < 0) {
+      return invalid_argument("the KV cache has no aux field '" + field_ +
+                              "'; build it from CudaModel::kv_cache_config with this flow");
+    }
+    if (cache.config().aux_fields[static_cast<size_t>(index)].dtype != DType::kBF16) {
+      return unsupported("block_topk's CUDA kernels store the centroid as bf16");
+    }
+    AuxFieldView f = cache.aux(layer, index);
+    if (f.data == nullptr) {
+      return internal_error("aux field '" + field_ + "' is not stored on layer " +
+                            std::to_string(layer));
+    }
+    return f;
+  }
+
+  std::string field_;
+  int32_t hq_, hkv_, dim_;
+};
+
+}  // namespace
+
+void set_cuda_flow_factory(CudaFlowFactory factory) {
+  std::lock_guard<std::mutex> lock(factory_mutex());
+  factory_slot() = std::move(factory);
+}
+
+KVCacheConfig CudaModel::kv_cache_config(
+    int32_t page_size, const std::vector<const flow::SparseConfig*>& flows) const {
+  const ModelConfig& c = impl_->config;
+  KVCacheConfig kc;
+  kc.num_layers = c.num_layers;
+  kc.num_kv_heads = c.num_kv_heads;
+  kc.head_dim = c.head_dim;
+  kc.page_size = page_size;
+  kc.kv_dtype = DType::kBF16;
+  for (const flow::SparseConfig* f : flows) {
+    if (!is_sparse(f)) continue;
+    for (AuxFieldSpec& spec : flow::flow_aux_fields(*f->program, page_size, c.head_dim)) {
+      const bool seen = std::any_of(kc.aux_fields.begin(), kc.aux_fields.end(),
+                                    [&](const AuxFieldSpec& s) { return s.name == spec.name; });
+      if (!seen) kc.aux_fields.push_back(std::move(spec));
+    }
+  }
+  if (kc.aux_fields.empty()) return kc;
+  for (int32_t l = 0; l < c.num_layers; ++l) {  // aux everywhere except layers all flows skip
+    bool all_dense = true;
+    for (const flow::SparseConfig* f : flows) {
+      if (is_sparse(f) && !f->budget.layer_is_dense(l)) all_dense = false;
+    }
+    if (all_dense) kc.layers_skip.push_back(l);
+  }
+  return kc;
+}
+
+Expected<detail::SparseFlow*> CudaModel::Impl::flow_for(const flow::SparseConfig* sparse) {
+  if (!is_sparse(sparse)) return static_cast<detail::SparseFlow*>(nullptr);
+  auto it = flows.find(sparse);
+  if (it != flows.end()) return it->second.get();
+  auto f = std::make_unique<detail::SparseFlow>();
+  f->config = sparse;
+  f->name = flow::flow_name(*sparse->program);
+  const flow::BudgetParams& b = sparse->budget;
+  if (b.policy != nullptr) {
+    return unsupported("flow '" + f->name +
+                       "': a custom budget policy is not compiled into the CUDA planner yet; use "
+                       "topk_val / topk_ratio or --device cpu");
+  }
+  f->args = gpu::BudgetArgs{b.topk_val, b.topk_ratio, b.bos, b.eos};
+  f->chunk_pages = std::max(1, b.workload_chunk_size);
+  for (int32_t l = 0; l < config.num_layers; ++l) {
+    const bool dense = b.layer_is_dense(l);
+    f->dense_layer.push_back(dense ? 1 : 0);
+    if (!dense && f->first_sparse_layer < 0) f->first_sparse_layer = l;
+    f->sparse_layers += dense ? 0 : 1;
+  }
+  if (f->name == "block_topk") {
+    const auto fields = flow::flow_aux_fields(*sparse->program, 16, config.head_dim);
+    if (fields.size() != 1 || fields[0].rows != 1 || fields[0].cols != config.head_dim) {
+      return internal_error(
+          "flow 'block_topk' declares fields the CUDA kernels do not expect "
+          "(one [1, head_dim] centroid)");
+    }
+    f->kernels = std::make_unique<BlockTopKKernels>(fields[0].name, config);
+  } else {
+    CudaFlowFactory factory;
+    {
+      std::lock_guard<std::mutex> lock(factory_mutex());
+      factory = factory_slot();
+    }
+    if (!factory) {
+      return unsupported("flow '" + f->name +
+                         "' has no CUDA kernels in this build (only block_topk is hand-written; "
+                         "generated flows need the NVRTC flow backend); use --device cpu");
+    }
+    VORTEX_ASSIGN_OR_RETURN(f->kernels, factory(*sparse, config));
+  }
+  detail::SparseFlow* raw = f.get();
+  flows.emplace(sparse, std::move(f));
+  return raw;
+}
+
+Expected<gpu::SparsePlanner*> CudaModel::Impl::planner_for(size_t range, int32_t chunk_pages) {
+  const auto key = std::make_pair(range, chunk_pages);
+  auto it = planners.find(key);
+  if (it != planners.end()) return &it->second;
+  gpu::PlannerConfig pc;
+  pc.max_batch = capacity.chunks;
+  pc.num_kv_heads = config.num_kv_heads;
+  pc.max_pages_per_request = (max_context + 15) / 16 + 1;
+  pc.chunk_pages = chunk_pages;
+  pc.device = options.device;
+  VORTEX_ASSIGN_OR_RETURN(gpu::SparsePlanner planner, gpu::SparsePlanner::create(pc));
+  return &planners.emplace(key, std::move(planner)).first->second;
+}
+
+Status CudaModel::Impl::sparse_attention(const detail::StepShape& s, const KVCache& cache,
+                                         int32_t layer, gpu::PagedDecodeAttention* op,
+                                         detail::InflightStep* timing) {
+  const KVLayerView kv = cache.layer(layer);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(config.head_dim));
+  const int64_t q_row = int64_t{config.num_q_heads} * config.head_dim;
+  for (size_t k = 0; k < s.ranges.size(); ++k) {
+    const detail::DecodeRange& r = s.ranges[k];
+    if (r.count == 0) continue;
+    const PageTableView pt{meta_ptr<int32_t>(r.indptr_offset),
+                           meta_ptr<int32_t>(arrays.page_indices) + r.page_offset,
+                           meta_ptr<int32_t>(arrays.last_page_len) + r.first, r.count};
+    const auto* q_r = static_cast<const detail::bf16*>(q.data()) + r.first * q_row;
+    auto* out_r = static_cast<detail::bf16*>(attn.data()) + r.first * q_row;
+    detail::SparseFlow* f = r.flow;
+    if (f == nullptr || f->dense_layer[static_cast<size_t>(layer)] != 0) {
+      mark(timing, detail::Stage::kAttention);
+      VORTEX_RETURN_IF_ERROR(op->run(q_r, kv, pt, nullptr, scale, out_r, stream));
+      continue;
+    }
+    VORTEX_ASSIGN_OR_RETURN(gpu::SparsePlanner * planner, planner_for(k, f->chunk_pages));
+    if (layer == f->first_sparse_layer) {
+      // The default budget does not depend on the layer: one plan (selection offsets, worklist)
+      // serves every sparse layer of the step; only the top-k output changes per layer.
+      mark(timing, detail::Stage::kPlanner);
+      VORTEX_RETURN_IF_ERROR(planner->plan(pt, f->args, layer, stream));
+      detail::accumulate_count(planner->totals(), f->sparse_layers,
+                               static_cast<long long*>(selected_acc.data()), stream);
+    }
+    mark(timing, detail::Stage::kIndexer);
+    VORTEX_RETURN_IF_ERROR(f->kernels->score(cache, layer, q_r, pt, planner->worklist(),
+                                             static_cast<float*>(scores.data()), stream));
+    mark(timing, detail::Stage::kTopK);
+    VORTEX_RETURN_IF_ERROR(gpu::select_topk(
+        scores.data(), DType::kF32, pt, config.num_kv_heads, planner->sel_indptr(),
+        planner->sel_indices(), planner->sel_capacity(), f->args.bos, f->args.eos, 0.0f, stream));
+    mark(timing, detail::Stage::kAttention);
+    const SelectionView sel = planner->selection(r.count);
+    VORTEX_RETURN_IF_ERROR(op->run(q_r, kv, pt, &sel, scale, out_r, stream));
+  }
+  return Status::ok();
+}
+
+Expected<flow::SparseConfig> builtin_sparse_config(const std::string& name,
+                                                   const flow::BudgetParams& budget) {
+  flow::SparseConfig config;
+  VORTEX_ASSIGN_OR_RETURN(config.program, flow::load_flow(name));
+  config.budget = budget;
+  return config;
+}
+
+Status CudaModel::run_cache_flow(KVCache& cache, const flow::SparseConfig& sparse,
+                                 std::span<const int32_t> pages) {
+  Impl& m = *impl_;
+  VORTEX_ASSIGN_OR_RETURN(detail::SparseFlow * f, m.flow_for(&sparse));
+  if (f == nullptr || pages.empty()) return Status::ok();
+  for (int32_t p : pages) {
+    if (p < 0 || p >= cache.num_pages()) {
+      return invalid_argument("run_cache_flow: page id " + std::to_string(p) +
+                              " is outside the cache");
+    }
+  }
+  VORTEX_ASSIGN_OR_RETURN(Buffer ids, Buffer::allocate(*m.alloc, pages.size() * sizeof(int32_t)));
+  VORTEX_CUDA_RETURN_IF_ERROR(
+      cudaMemcpy(ids.data(), pages.data(), pages.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
+  for (int32_t l = 0; l < m.config.num_layers; ++l) {
+    if (f->dense_layer[static_cast<size_t>(l)] != 0) continue;
+    VORTEX_RETURN_IF_ERROR(f->kernels->cache_flow(cache, l, static_cast<const int32_t*>(ids.data()),
+                                                  nullptr, static_cast<int32_t>(pages.size()),
+                                                  m.stream));
+  }
+  return cuda_status(cudaStreamSynchronize(m.stream), "run_cache_flow");
+}
+
+}  // namespace vortex
+
+#endif  // VORTEX_WITH_CUDA
