@@ -75,25 +75,29 @@ __device__ __forceinline__ float vx_lanes(float v) {
 template <int L> __device__ __forceinline__ float vx_lanes_sum(float v) { return vx_lanes<VxSum, L>(v); }
 template <int L> __device__ __forceinline__ float vx_lanes_max(float v) { return vx_lanes<VxMax, L>(v); }
 template <int L> __device__ __forceinline__ float vx_lanes_min(float v) { return vx_lanes<VxMin, L>(v); }
-// Block-wide reduction, the result in every thread (every thread calls; red: 32 floats).
-template <class Op>
-__device__ __forceinline__ float vx_block(float v, float* red) {
+// N block-wide reductions at once, results in every thread (every thread calls; red: 32 * N
+// floats).
+template <class Op, int N>
+__device__ __forceinline__ void vx_block_n(float* v, float* red) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
-  v = vx_lanes<Op, 32>(v);
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = vx_lanes<Op, 32>(lane < warps ? red[lane] : Op::id());
-    if (lane == 0) red[0] = v;
+#pragma unroll
+  for (int u = 0; u < N; ++u) {
+    v[u] = vx_lanes<Op, 32>(v[u]);
+    if (lane == 0) red[u * 32 + warp] = v[u];
   }
   __syncthreads();
-  v = red[0];
+  if (warp == 0) {
+#pragma unroll
+    for (int u = 0; u < N; ++u) {
+      const float x = vx_lanes<Op, 32>(lane < warps ? red[u * 32 + lane] : Op::id());
+      if (lane == 0) red[u * 32] = x;
+    }
+  }
   __syncthreads();
-  return v;
+#pragma unroll
+  for (int u = 0; u < N; ++u) v[u] = red[u * 32];
+  __syncthreads();
 }
-__device__ __forceinline__ float vx_block_sum(float v, float* red) { return vx_block<VxSum>(v, red); }
-__device__ __forceinline__ float vx_block_max(float v, float* red) { return vx_block<VxMax>(v, red); }
-__device__ __forceinline__ float vx_block_min(float v, float* red) { return vx_block<VxMin>(v, red); }
 
 // Asynchronous 16-byte global -> shared copies (sm_80+), completed in commit groups.
 __device__ __forceinline__ void vx_cp16(void* smem, const void* gmem) {
@@ -212,6 +216,11 @@ Expected<CudaFlowSource> emit_cuda(const Plan& plan, const CudaCodegenOptions& o
   VORTEX_RETURN_IF_ERROR(check_dtype(opt.q_dtype, "q"));
   VORTEX_RETURN_IF_ERROR(check_dtype(opt.kv_dtype, "K/V"));
   VORTEX_RETURN_IF_ERROR(check_dtype(opt.aux_dtype, "aux field"));
+  if (opt.reduction_lane_elems < 1 || opt.tile_smem_budget < 1024) {
+    return invalid_argument(
+        "CUDA flow codegen: reduction_lane_elems must be >= 1 and "
+        "tile_smem_budget >= 1024 bytes");
+  }
   CudaFlowSource out;
   out.flow = plan.flow;
   out.mode = plan.mode;

@@ -341,7 +341,7 @@ std::string BodyEmitter::reduction_term(const PlanStep& st, const std::string& s
   if (st.op == OpKind::kGeMM) {
     // out[s, i, j] = Σ_t y[s, i, t] · x[s, j, t]
     *length = x.d1;
-    *lanes = floor_pow2(x.d1);
+    *lanes = floor_pow2(std::max<int64_t>(1, x.d1 / opt_.reduction_lane_elems));
     return "(" + elem(st.inputs[1], s, i, "vt") + " * " + elem(st.inputs[0], s, j, "vt") + ")";
   }
   const int32_t dim = st.attrs.dim;
@@ -353,7 +353,9 @@ std::string BodyEmitter::reduction_term(const PlanStep& st, const std::string& s
   // Strided folds (along d0) over many outputs: one thread per output keeps shared memory
   // accesses of a warp contiguous.
   const bool strided = dim == 1 && x.d1 > 1;
-  *lanes = strided && st.type.tile_elems() >= 32 ? 1 : floor_pow2(k);
+  *lanes = strided && st.type.tile_elems() >= 32
+               ? 1
+               : floor_pow2(std::max<int64_t>(1, k / opt_.reduction_lane_elems));
   return dim == 1 ? elem(st.inputs[0], s, pos, j) : elem(st.inputs[0], s, i, pos);
 }
 

@@ -68,40 +68,69 @@ std::string emit_page_axis_kernel(const SideInfo& si, const CudaCodegenOptions& 
   std::string k = "// " + spec->what + " " + t.to_string() + "\n";
   k += "extern \"C\" __global__ void __launch_bounds__(" + kThreads + ") " + spec->name +
        "(const VxArgs a) {\n";
-  if (st.op != OpKind::kConv1d) k += "  __shared__ float vx_red[32];  // block reductions\n";
+  // Slots of the tile are processed V at a time (registers per slot, one block reduction for
+  // all V): fewer passes over the row and fewer barriers.
+  int64_t v = 1;
+  for (int64_t c : {8, 4, 2}) {
+    if (st.op != OpKind::kConv1d && tile % c == 0) {
+      v = c;
+      break;
+    }
+  }
+  const std::string V = num(v);
+  if (st.op != OpKind::kConv1d) {
+    k += "  __shared__ float vx_red[32 * " + V + "];  // block reductions, " + V + " slots\n";
+  }
   k += row_loop_head(true);
   k += "    const int vx_lo = a.bos, vx_hi = vx_r.end;  // candidates [bos, n - eos)\n";
-  k += "    for (int ve = 0; ve < " + num(tile) + "; ++ve) {\n";
-  k += d1 == 1 ? "      const int vi = ve, vj = 0;\n"
-               : "      const int vi = ve / " + num(d1) + ", vj = ve - vi * " + num(d1) + ";\n";
-  k += "      (void)vi; (void)vj;\n";
+  k += "    for (int ve0 = 0; ve0 < " + num(tile) + "; ve0 += " + V + ") {\n";
+  // `body` once per slot vu of the group (ve, vi, vj defined), unrolled.
+  auto per_slot = [&](const std::string& body, const std::string& indent) {
+    std::string o = "#pragma unroll\n" + indent + "for (int vu = 0; vu < " + V + "; ++vu) {\n";
+    o += indent + "  const int ve = ve0 + vu;\n";
+    o += indent +
+         (d1 == 1 ? std::string("  const int vi = ve, vj = 0;\n")
+                  : "  const int vi = ve / " + num(d1) + ", vj = ve - vi * " + num(d1) + ";\n");
+    o += indent + "  (void)vi; (void)vj;\n";
+    o += indent + "  " + body + "\n" + indent + "}\n";
+    return o;
+  };
+  auto init = [&](const std::string& name, const std::string& value) {
+    return "      float " + name + "[" + V + "];\n#pragma unroll\n      for (int vu = 0; vu < " +
+           V + "; ++vu) " + name + "[vu] = " + value + ";\n";
+  };
+  const std::string loop = "      " + pages_loop("vs") + " {\n";
   switch (st.op) {
     case OpKind::kSoftmax: {
       const std::string sx = "(" + flt(st.attrs.scale) + " * " + X + ")";
-      k += "      float vm = -VX_INF;\n";
-      k += "      " + pages_loop("vs") + " vm = vx_max(vm, " + sx + ");\n";
-      k += "      vm = vx_block_max(vm, vx_red);\n";
-      k += "      float vsum = 0.0f;\n";
-      k += "      " + pages_loop("vs") + " vsum += expf(" + sx + " - vm);\n";
-      k += "      vsum = vx_block_sum(vsum, vx_red);\n";
-      k += "      " + pages_loop("vs") + " {\n";
-      k += "        const float vr = expf(" + sx + " - vm) / vsum;\n";
-      k += "        " + store + "\n      }\n";
+      k += init("vm", "-VX_INF") + init("vsum", "0.0f");
+      k += loop + per_slot("vm[vu] = vx_max(vm[vu], " + sx + ");", "        ") + "      }\n";
+      k += "      vx_block_n<VxMax, " + V + ">(vm, vx_red);\n";
+      k += loop + per_slot("vsum[vu] += expf(" + sx + " - vm[vu]);", "        ") + "      }\n";
+      k += "      vx_block_n<VxSum, " + V + ">(vsum, vx_red);\n";
+      k += loop +
+           per_slot("const float vr = expf(" + sx + " - vm[vu]) / vsum[vu];\n          " + store,
+                    "        ") +
+           "      }\n";
       break;
     }
     case OpKind::kNormalize:
-      k += "      float vsum = 0.0f;\n";
-      k += "      " + pages_loop("vs") + " vsum += " + X + ";\n";
-      k += "      vsum = vx_block_sum(vsum, vx_red);\n";
-      k += "      " + pages_loop("vs") + " {\n";
-      k += "        const float vr = " + X + " / vsum;\n";
-      k += "        " + store + "\n      }\n";
+      k += init("vsum", "0.0f");
+      k += loop + per_slot("vsum[vu] += " + X + ";", "        ") + "      }\n";
+      k += "      vx_block_n<VxSum, " + V + ">(vsum, vx_red);\n";
+      k += loop +
+           per_slot("const float vr = " + X + " / vsum[vu];\n          " + store, "        ") +
+           "      }\n";
       break;
     case OpKind::kConv1d: {
       const auto& w = st.attrs.tensor.shape;  // [K, wa, wb]
       const int64_t K = w[0], wa = w[1], wb = w[2];
       const std::string wi = wa == 1 ? "0" : "vi", wj = wb == 1 ? "0" : "vj";
-      k += "      " + pages_loop("vs") + " {\n";
+      k += "      const int ve = ve0;\n";
+      k += d1 == 1 ? "      const int vi = ve, vj = 0;\n"
+                   : "      const int vi = ve / " + num(d1) + ", vj = ve - vi * " + num(d1) + ";\n";
+      k += "      (void)vi; (void)vj;\n";
+      k += loop;
       k += "        float vacc = 0.0f;\n";
       k += "        for (int vt = 0; vt < " + num(K) + "; ++vt) {\n";
       k += "          const int vsrc = vs + vt - " + num(K / 2) + ";\n";
@@ -120,28 +149,25 @@ std::string emit_page_axis_kernel(const SideInfo& si, const CudaCodegenOptions& 
     case OpKind::kL2Norm: {
       const bool mx = st.op == OpKind::kMax, mn = st.op == OpKind::kMin;
       const bool l2 = st.op == OpKind::kL2Norm;
-      k += std::string("      float vacc = ") + (mx ? "-VX_INF" : mn ? "VX_INF" : "0.0f") + ";\n";
-      k += "      " + pages_loop("vs") + " {\n";
-      k += "        const float vx = " + X + ";\n";
-      k += std::string("        vacc = ") +
-           (mx   ? "vx_max(vacc, vx)"
-            : mn ? "vx_min(vacc, vx)"
-            : l2 ? "vacc + vx * vx"
-                 : "vacc + vx") +
-           ";\n      }\n";
-      k += std::string("      vacc = vx_block_") +
-           (mx   ? "max"
-            : mn ? "min"
-                 : "sum") +
-           "(vacc, vx_red);\n";
-      k += "      if (vx_tid == 0) {\n";
-      k += "        const int vs = 0;\n        (void)vs;\n";
-      k += std::string("        const float vr = ") +
-           (st.op == OpKind::kMean ? "vacc / (float)(vx_hi - vx_lo)"
-            : l2                   ? "sqrtf(vacc)"
-                                   : "vacc") +
-           ";\n";
-      k += "        " + store + "\n      }\n";
+      k += init("vacc", mx ? "-VX_INF" : mn ? "VX_INF" : "0.0f");
+      const std::string fold = mx   ? "vx_max(vacc[vu], vx)"
+                               : mn ? "vx_min(vacc[vu], vx)"
+                               : l2 ? "vacc[vu] + vx * vx"
+                                    : "vacc[vu] + vx";
+      k += loop +
+           per_slot("const float vx = " + X + ";\n          vacc[vu] = " + fold + ";", "        ") +
+           "      }\n";
+      k += std::string("      vx_block_n<") +
+           (mx   ? "VxMax"
+            : mn ? "VxMin"
+                 : "VxSum") +
+           ", " + V + ">(vacc, vx_red);\n";
+      k += "      if (vx_tid == 0) {\n        const int vs = 0;\n        (void)vs;\n";
+      const std::string finish = st.op == OpKind::kMean ? "vacc[vu] / (float)(vx_hi - vx_lo)"
+                                 : l2                   ? "sqrtf(vacc[vu])"
+                                                        : "vacc[vu]";
+      k += per_slot("const float vr = " + finish + ";\n          " + store, "        ");
+      k += "      }\n";
       break;
     }
     default:

@@ -68,6 +68,9 @@ struct CudaCodegenOptions {
   /// Shared memory per CTA for the per-page tiles of a fused kernel (the page sub-batch size is
   /// chosen to fit); a single page may use more, up to the sm_90 limit.
   int32_t tile_smem_budget = 40 * 1024;
+  /// A reduction of K terms inside a page runs on pow2 <= K / this lanes per output (1..32; the
+  /// rest folds sequentially per lane): the tuning knob between shuffles and per-lane work.
+  int32_t reduction_lane_elems = 4;
 };
 
 enum class CudaKernelKind : uint8_t {

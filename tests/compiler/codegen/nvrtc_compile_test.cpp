@@ -3,7 +3,6 @@
 // (gpu::nvrtc_compile with gpu::flow_compile_flags). NVRTC needs no GPU: this runs in CI under the
 // cuda preset. Each cubin must define every kernel the runtime will look up.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <filesystem>

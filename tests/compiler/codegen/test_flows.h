@@ -22,7 +22,7 @@ struct DeferredStateFlow : flow::lang::Flow {
     Fill(0.25)(cache["state"]);
   }
   flow::lang::Tensor forward_indexer(flow::lang::Tensor q, flow::lang::CacheView& cache) override {
-    using namespace flow::lang;  // NOLINT(google-build-using-namespace)
+    using namespace flow::lang;                      // NOLINT(google-build-using-namespace)
     auto c = GeMM()(Mean(1)(q), cache["centroid"]);  // [S, 1, 1]
     auto r = Add(0.5, 1)(Load()(cache["state"]), c);
     Save()(r, cache["state"]);

@@ -50,8 +50,8 @@ std::vector<float> reference_scores(const flow::FlowProgram& program,
   };
   const int64_t G = w.spec.group, D = w.spec.head_dim;
   const float* qrow = q.data() + (static_cast<int64_t>(b) * w.num_q_heads() + h * G) * D;
-  auto r = compiler::run_indexer_plan(*plan, std::span<const float>(qrow, G * D), c.size(), read,
-                                      layer);
+  auto r =
+      compiler::run_indexer_plan(*plan, std::span<const float>(qrow, G * D), c.size(), read, layer);
   VORTEX_CHECK_OK(r.status());
   return r->scores;
 }
@@ -76,16 +76,19 @@ ParityStats check_flow_parity(std::shared_ptr<const flow::FlowProgram> program, 
   const uint64_t seed = spec.seed;
   flow::testing::World w = flow::testing::make_world(
       ws, *program, [seed](int32_t l, int32_t b, int32_t h, int64_t t, int32_t d, bool v) {
-        const uint64_t key = ((((seed * 131 + static_cast<uint64_t>(l)) * 977 + b) * 31 + h) *
-                                  1000003 + static_cast<uint64_t>(t)) * 4099 +
-                             static_cast<uint64_t>(d) * 2 + (v ? 1 : 0);
+        const uint64_t key =
+            ((((seed * 131 + static_cast<uint64_t>(l)) * 977 + b) * 31 + h) * 1000003 +
+             static_cast<uint64_t>(t)) *
+                4099 +
+            static_cast<uint64_t>(d) * 2 + (v ? 1 : 0);
         return hash_uniform(key);
       });
   DeviceCache dev(*w.cache);
   const int32_t B = w.batch(), hkv = spec.num_kv_heads, hq = w.num_q_heads();
   const int32_t rows = B * hkv, layer = spec.layer;
   int32_t max_pages = 1;
-  for (int32_t b = 0; b < B; ++b) max_pages = std::max(max_pages, w.page_indptr[b + 1] - w.page_indptr[b]);
+  for (int32_t b = 0; b < B; ++b)
+    max_pages = std::max(max_pages, w.page_indptr[b + 1] - w.page_indptr[b]);
 
   flow::SparseConfig sparse{program, spec.budget};
   gpu::CudaFlowRunnerConfig rc;
@@ -136,8 +139,8 @@ ParityStats check_flow_parity(std::shared_ptr<const flow::FlowProgram> program, 
   }
   std::mt19937_64 rng(spec.seed * 7919 + 17);
   for (int32_t step = 0; step < spec.steps; ++step) {
-    const std::string where = name + " step " + std::to_string(step) + " layer " +
-                              std::to_string(layer);
+    const std::string where =
+        name + " step " + std::to_string(step) + " layer " + std::to_string(layer);
     std::vector<float> q(static_cast<size_t>(B) * hq * spec.head_dim);
     std::vector<uint16_t> q_bf16(q.size());
     for (size_t i = 0; i < q.size(); ++i) {
@@ -175,8 +178,8 @@ ParityStats check_flow_parity(std::shared_ptr<const flow::FlowProgram> program, 
     EXPECT_EQ(g_indptr, cpu.sel_indptr) << where << ": selection offsets (budgets) differ";
     if (g_indptr != cpu.sel_indptr) break;
     std::vector<int32_t> g_idx(static_cast<size_t>(g_indptr.back()));
-    VORTEX_CUDA_CHECK(cudaMemcpy(g_idx.data(), planner->sel_indices(), g_idx.size() * 4,
-                                 cudaMemcpyDeviceToHost));
+    VORTEX_CUDA_CHECK(
+        cudaMemcpy(g_idx.data(), planner->sel_indices(), g_idx.size() * 4, cudaMemcpyDeviceToHost));
     std::vector<float> g_scores(static_cast<size_t>(w.page_indptr.back()) * hkv);
     VORTEX_CUDA_CHECK(cudaMemcpy(g_scores.data(), (*runner)->scores(), g_scores.size() * 4,
                                  cudaMemcpyDeviceToHost));
@@ -186,7 +189,8 @@ ParityStats check_flow_parity(std::shared_ptr<const flow::FlowProgram> program, 
       const CandidateRange c = compiler::candidate_range(n, spec.budget.bos, spec.budget.eos);
       for (int32_t h = 0; h < hkv; ++h) {
         const int32_t r = b * hkv + h;
-        const std::vector<int32_t> grow(g_idx.begin() + g_indptr[r], g_idx.begin() + g_indptr[r + 1]);
+        const std::vector<int32_t> grow(g_idx.begin() + g_indptr[r],
+                                        g_idx.begin() + g_indptr[r + 1]);
         const std::vector<int32_t> crow(cpu.sel_indices.begin() + cpu.sel_indptr[r],
                                         cpu.sel_indices.begin() + cpu.sel_indptr[r + 1]);
         if (compiler::row_is_dense(n, m)) {

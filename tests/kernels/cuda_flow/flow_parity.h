@@ -40,8 +40,8 @@ struct ParitySpec {
   int32_t layer = 0;
   DType aux_dtype = DType::kBF16;
   std::vector<int64_t> lengths = {1, 40, 176, 177, 3207, 24003};  // tokens per request
-  flow::BudgetParams budget;  // block_size is set to page_size
-  int32_t steps = 2;          // decode steps (state of Save flows carries over)
+  flow::BudgetParams budget;                                      // block_size is set to page_size
+  int32_t steps = 2;  // decode steps (state of Save flows carries over)
   uint64_t seed = 1;
 };
 
@@ -74,10 +74,10 @@ struct DeviceCache {
     const size_t kv_bytes = static_cast<size_t>(host.num_pages()) * cfg.num_kv_heads *
                             cfg.page_size * cfg.head_dim * dtype_size(cfg.kv_dtype);
     for (int32_t l = 0; l < cfg.num_layers; ++l) {
-      VORTEX_CUDA_CHECK(cudaMemcpy(cache->layer(l).k, host.layer(l).k, kv_bytes,
-                                   cudaMemcpyHostToDevice));
-      VORTEX_CUDA_CHECK(cudaMemcpy(cache->layer(l).v, host.layer(l).v, kv_bytes,
-                                   cudaMemcpyHostToDevice));
+      VORTEX_CUDA_CHECK(
+          cudaMemcpy(cache->layer(l).k, host.layer(l).k, kv_bytes, cudaMemcpyHostToDevice));
+      VORTEX_CUDA_CHECK(
+          cudaMemcpy(cache->layer(l).v, host.layer(l).v, kv_bytes, cudaMemcpyHostToDevice));
       for (int32_t f = 0; f < static_cast<int32_t>(cfg.aux_fields.size()); ++f) {
         if (cache->aux(l, f).data != nullptr) {
           VORTEX_CUDA_CHECK(cudaMemset(cache->aux(l, f).data, 0xFF, field_bytes(f)));
@@ -110,8 +110,8 @@ struct DeviceCache {
 /// Field f of layer l of a host cache as fp32.
 inline std::vector<float> host_field(const KVCache& host, int32_t l, int32_t f) {
   const AuxFieldSpec& s = host.config().aux_fields[static_cast<size_t>(f)];
-  const size_t n = static_cast<size_t>(host.num_pages()) * host.config().num_kv_heads * s.rows *
-                   s.cols;
+  const size_t n =
+      static_cast<size_t>(host.num_pages()) * host.config().num_kv_heads * s.rows * s.cols;
   std::vector<float> out(n);
   for (size_t i = 0; i < n; ++i) out[i] = load_as_f32(host.aux(l, f).data, s.dtype, i);
   return out;
@@ -125,8 +125,8 @@ inline void expect_fields_close(const std::vector<float>& gpu, const std::vector
   int bad = 0;
   for (size_t i = 0; i < gpu.size() && bad < 5; ++i) {
     const bool ng = std::isnan(gpu[i]), nc = std::isnan(cpu[i]);
-    const bool ok = ng || nc ? ng == nc
-                             : std::fabs(gpu[i] - cpu[i]) <= rel * std::fabs(cpu[i]) + 1e-4;
+    const bool ok =
+        ng || nc ? ng == nc : std::fabs(gpu[i] - cpu[i]) <= rel * std::fabs(cpu[i]) + 1e-4;
     if (!ok) {
       ++bad;
       ADD_FAILURE() << what << " element " << i << ": gpu " << gpu[i] << " cpu " << cpu[i];

@@ -60,7 +60,8 @@ TEST(CudaFlowRuntime, GraphReplayOverNewQueriesAndLengths) {
     flow::testing::World w = make_test_world(**program, lengths, 5);
     flow::BudgetParams budget;
     budget.topk_val = 12;
-    ASSERT_TRUE(flow::run_cache_flow_cpu(**program, budget, *w.cache, 0, w.completed_pages()).is_ok());
+    ASSERT_TRUE(
+        flow::run_cache_flow_cpu(**program, budget, *w.cache, 0, w.completed_pages()).is_ok());
     DeviceCache dev(*w.cache);
     for (int32_t f = 0; f < static_cast<int32_t>(w.cache->config().aux_fields.size()); ++f) {
       dev.upload_field(*w.cache, 0, f);
@@ -106,8 +107,8 @@ TEST(CudaFlowRuntime, GraphReplayOverNewQueriesAndLengths) {
       VORTEX_CUDA_CHECK(cudaStreamSynchronize(stream));
       flow::Selection cpu;
       const PageTableView host_pt{h_indptr.data(), h_indices.data(), h_last.data(), B};
-      ASSERT_TRUE(
-          flow::select_pages_cpu(**program, budget, *w.cache, 0, q.data(), 8, host_pt, &cpu).is_ok());
+      ASSERT_TRUE(flow::select_pages_cpu(**program, budget, *w.cache, 0, q.data(), 8, host_pt, &cpu)
+                      .is_ok());
       std::vector<int32_t> g_indptr(static_cast<size_t>(B) * 2 + 1);
       VORTEX_CUDA_CHECK(cudaMemcpy(g_indptr.data(), planner->sel_indptr(), g_indptr.size() * 4,
                                    cudaMemcpyDeviceToHost));
@@ -157,7 +158,8 @@ TEST(CudaFlowRuntime, CapturedCacheFlowWithDeviceCount) {
   std::vector<int32_t> done;
   for (int r = 0; r < 3; ++r) {
     const size_t lo = r * third, hi = r == 2 ? all.size() : (r + 1) * third;
-    std::vector<int32_t> slice(all.begin() + static_cast<long>(lo), all.begin() + static_cast<long>(hi));
+    std::vector<int32_t> slice(all.begin() + static_cast<long>(lo),
+                               all.begin() + static_cast<long>(hi));
     std::vector<int32_t> padded = slice;
     padded.resize(all.size(), -1);  // entries past the count are never read
     pages.upload(padded);
@@ -177,7 +179,8 @@ TEST(CudaFlowRuntime, CapturedCacheFlowWithDeviceCount) {
 
 TEST(CudaFlowRuntime, SecondRunnerLoadsTheCompiledModuleFromDisk) {
   VORTEX_REQUIRE_GPU();
-  const std::string dir = ::testing::TempDir() + "/vortex_runner_cache_" + std::to_string(::getpid());
+  const std::string dir =
+      ::testing::TempDir() + "/vortex_runner_cache_" + std::to_string(::getpid());
   std::filesystem::remove_all(dir);
   auto program = flow::load_flow("quest");
   ASSERT_TRUE(program.has_value());
@@ -221,6 +224,23 @@ TEST(CudaFlowRuntime, MismatchesAreErrors) {
   EXPECT_NE(s.message().find("no aux field 'block_topk/centroid'"), std::string::npos)
       << s.to_string();
   EXPECT_FALSE((*runner)->run_cache_flow(*dev.cache, 5, pages.data(), nullptr, 2, nullptr).is_ok());
+}
+
+TEST(CudaFlowRuntime, KnowsWhetherTheBudgetReadsTheLayer) {
+  VORTEX_REQUIRE_GPU();
+  auto program = flow::load_flow("block_topk");
+  ASSERT_TRUE(program.has_value());
+  for (const auto& [text, uses] : std::vector<std::pair<const char*, bool>>{
+           {"pages / 4", false}, {"pages / 4 + layer", true}, {"layer > 3 ? 8 : pages", true}}) {
+    flow::BudgetParams b;
+    b.policy = flow::parse_policy(text).value();
+    auto runner = gpu::CudaFlowRunner::create({*program, b}, runner_config(2, 10));
+    ASSERT_TRUE(runner.has_value()) << runner.status().to_string();
+    EXPECT_EQ((*runner)->budget_depends_on_layer(), uses) << text;
+  }
+  auto plain = gpu::CudaFlowRunner::create({*program, {}}, runner_config(2, 10));
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_FALSE((*plain)->budget_depends_on_layer());
 }
 
 }  // namespace

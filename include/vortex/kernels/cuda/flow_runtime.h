@@ -76,8 +76,13 @@ struct CudaFlowRunnerConfig {
   DType aux_dtype = DType::kBF16;
   int32_t max_batch = 0;              ///< most requests per call (sizes scratch buffers)
   int32_t max_pages_per_request = 0;  ///< most pages of one request (sizes scratch buffers)
+  /// Most pages of all requests of one call (page_indptr[B]); 0: max_batch * max_pages_per_request.
+  /// Sizes the per-page scratch buffers and scores() (row page space).
+  int64_t max_total_pages = 0;
   int32_t device = 0;
   std::string cache_dir;  ///< empty: CubinCache's default
+  /// Code generation tuning (compiler::CudaCodegenOptions::reduction_lane_elems).
+  int32_t reduction_lane_elems = 4;
 };
 
 /// One flow (program + budget) compiled for one model shape. create() is the plan step (codegen,
@@ -100,6 +105,8 @@ class CudaFlowRunner {
   BudgetArgs budget_args() const;
   /// approxTopK's tolerance (0: exact).
   float tolerance() const;
+  /// True when the budget policy reads `layer`: plan() per sparse layer, not once per step.
+  bool budget_depends_on_layer() const;
 
   /// Cache flow: writes the flow's aux fields of `layer` for the first min(*count, max_pages) ids
   /// of `pages` (device; `count` device or null = max_pages), for every KV head. No-op on dense
@@ -118,7 +125,7 @@ class CudaFlowRunner {
   Expected<SelectionView> select(const KVCache& cache, int32_t layer, const void* q,
                                  const PageTableView& pt, SparsePlanner& planner,
                                  cudaStream_t stream);
-  /// The runner's score buffer (row page space, max_batch * max_pages_per_request * H_kv).
+  /// The runner's score buffer (row page space, max_total_pages * H_kv floats).
   float* scores() const;
 
  private:

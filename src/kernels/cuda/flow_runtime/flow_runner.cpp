@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "vortex/compiler/program.h"
 #include "vortex/core/cuda_allocator.h"
 #include "vortex/core/cuda_check.h"
+#include "vortex/flow/policy.h"
 #include "vortex/kernels/cuda/flow_runtime.h"
 #include "vortex/kernels/cuda/row_topk.h"
 
@@ -44,6 +46,7 @@ struct CudaFlowRunner::Impl {
   std::vector<Buffer> buffers;  // src.buffers
   Buffer scores;                // row page space
   BudgetArgs args;
+  bool layer_dependent = false;  // the budget policy reads `layer`
 
   std::string where() const { return "flow '" + src.flow + "' (CUDA)"; }
 
@@ -149,6 +152,7 @@ Expected<std::unique_ptr<CudaFlowRunner>> CudaFlowRunner::create(const flow::Spa
   opt.kv_dtype = c.kv_dtype;
   opt.aux_dtype = c.aux_dtype;
   opt.policy = sparse.budget.policy.get();
+  opt.reduction_lane_elems = std::max(1, c.reduction_lane_elems);
   auto src = compiler::emit_cuda(*plan, opt);
   if (!src) return src.status().with_context("generating CUDA for flow '" + name + "'");
   m.src = std::move(src).value();
@@ -188,9 +192,9 @@ Expected<std::unique_ptr<CudaFlowRunner>> CudaFlowRunner::create(const flow::Spa
   VORTEX_ASSIGN_OR_RETURN(m.plan_rows, m.module.function(m.src.plan_rows_kernel));
 
   VORTEX_ASSIGN_OR_RETURN(Allocator * alloc, cuda_allocator(c.device));
-  const size_t page_slots = static_cast<size_t>(c.max_batch) *
-                            static_cast<size_t>(c.max_pages_per_request) *
-                            static_cast<size_t>(c.num_kv_heads);
+  const int64_t total_pages =
+      c.max_total_pages > 0 ? c.max_total_pages : int64_t{c.max_batch} * c.max_pages_per_request;
+  const size_t page_slots = static_cast<size_t>(total_pages) * static_cast<size_t>(c.num_kv_heads);
   const size_t row_slots = static_cast<size_t>(c.max_batch) * static_cast<size_t>(c.num_kv_heads);
   for (const compiler::CudaBufferSpec& b : m.src.buffers) {
     const size_t floats = (b.per_page ? page_slots : row_slots) * static_cast<size_t>(b.tile);
@@ -200,6 +204,10 @@ Expected<std::unique_ptr<CudaFlowRunner>> CudaFlowRunner::create(const flow::Spa
   VORTEX_ASSIGN_OR_RETURN(m.scores, Buffer::allocate(*alloc, page_slots * sizeof(float)));
   const flow::BudgetParams& b = sparse.budget;
   m.args = BudgetArgs{b.topk_val, b.topk_ratio, b.bos, b.eos};
+  if (b.policy != nullptr) {  // the emitted expression names its variables verbatim
+    static const std::regex layer_var("\\blayer\\b");
+    m.layer_dependent = std::regex_search(b.policy->emit_cuda(), layer_var);
+  }
   return runner;
 }
 
@@ -210,6 +218,7 @@ bool CudaFlowRunner::layer_is_dense(int32_t layer) const {
 }
 BudgetArgs CudaFlowRunner::budget_args() const { return impl_->args; }
 float CudaFlowRunner::tolerance() const { return impl_->src.tolerance; }
+bool CudaFlowRunner::budget_depends_on_layer() const { return impl_->layer_dependent; }
 float* CudaFlowRunner::scores() const { return static_cast<float*>(impl_->scores.data()); }
 
 Status CudaFlowRunner::run_cache_flow(const KVCache& cache, int32_t layer, const int32_t* pages,
