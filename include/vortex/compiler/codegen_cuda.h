@@ -70,7 +70,7 @@ struct CudaCodegenOptions {
   int32_t tile_smem_budget = 40 * 1024;
   /// A reduction of K terms inside a page runs on pow2 <= K / this lanes per output (1..32; the
   /// rest folds sequentially per lane): the tuning knob between shuffles and per-lane work.
-  int32_t reduction_lane_elems = 4;
+  int32_t reduction_lane_elems = 8;
 };
 
 enum class CudaKernelKind : uint8_t {

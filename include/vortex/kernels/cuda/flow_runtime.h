@@ -82,7 +82,7 @@ struct CudaFlowRunnerConfig {
   int32_t device = 0;
   std::string cache_dir;  ///< empty: CubinCache's default
   /// Code generation tuning (compiler::CudaCodegenOptions::reduction_lane_elems).
-  int32_t reduction_lane_elems = 4;
+  int32_t reduction_lane_elems = 8;
 };
 
 /// One flow (program + budget) compiled for one model shape. create() is the plan step (codegen,
