@@ -8,6 +8,7 @@
 #include <string>
 
 #include "command_registry.h"
+#include "vortex/compiler/codegen_cuda.h"
 #include "vortex/compiler/passes.h"
 #include "vortex/compiler/printer.h"
 #include "vortex/compiler/program.h"
@@ -117,10 +118,16 @@ int run_show(const std::string& name, const std::string& emit, const ShapeOption
     fmt::print("{}", vortex::flow::flow_to_json(p->source()));
     return 0;
   }
-  if (emit == "cuda") {
-    fmt::print(stderr,
-               "error: --emit=cuda requires the CUDA codegen, which this build does not have\n");
-    return 2;
+  if (emit == "cuda") {  // the generated CUDA C++ (bf16 q / K/V / fields, default policy)
+    auto plan = vortex::compiler::compile_plan(p->source(), env);
+    auto src = plan ? vortex::compiler::emit_cuda(*plan)
+                    : vortex::Expected<vortex::compiler::CudaFlowSource>(plan.status());
+    if (!src) {
+      fmt::print(stderr, "error: {}\n", src.status().message());
+      return 1;
+    }
+    fmt::print("{}", src->source);
+    return 0;
   }
   fmt::print(stderr, "error: unknown --emit={}; use ir, fused, plan, json or cuda\n", emit);
   return 2;
