@@ -10,6 +10,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -163,6 +164,10 @@ struct SparseFlow {
   int32_t sparse_layers = 0;
   int32_t first_sparse_layer = -1;  // where the step's plan is made (the budget ignores layer)
   std::unique_ptr<CudaFlowKernels> kernels;
+  /// Generated flows: plans with the flow's budget policy (null: the template planner, args).
+  std::function<Status(gpu::SparsePlanner&, const PageTableView&, int32_t, cudaStream_t)> plan;
+  bool plan_per_layer = false;  // the budget policy reads `layer`
+  float tolerance = 0.0f;       // approxTopK
 };
 
 /// A contiguous range of decode rows attended the same way: dense (flow null) or by one flow.

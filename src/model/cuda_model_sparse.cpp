@@ -18,6 +18,9 @@
 #include "vortex/core/cuda_check.h"
 #include "vortex/kernels/cuda/block_topk_flow.h"
 #include "vortex/kernels/cuda/row_topk.h"
+#if VORTEX_HAVE_FLOW_CUDA
+#include "vortex/kernels/cuda/flow_runtime.h"
+#endif
 
 namespace vortex {
 namespace {
@@ -80,6 +83,27 @@ class BlockTopKKernels final : public CudaFlowKernels {
   int32_t hq_, hkv_, dim_;
 };
 
+#if VORTEX_HAVE_FLOW_CUDA
+/// Any flow through the flow compiler's CUDA backend (generated kernels compiled with NVRTC).
+class GeneratedFlowKernels final : public CudaFlowKernels {
+ public:
+  explicit GeneratedFlowKernels(std::unique_ptr<gpu::CudaFlowRunner> runner)
+      : runner_(std::move(runner)) {}
+  Status cache_flow(const KVCache& cache, int32_t layer, const int32_t* pages, const int32_t* count,
+                    int32_t max_pages, cudaStream_t stream) override {
+    return runner_->run_cache_flow(cache, layer, pages, count, max_pages, stream);
+  }
+  Status score(const KVCache& cache, int32_t layer, const void* q, const PageTableView& pt,
+               const gpu::WorkListView& work, float* scores, cudaStream_t stream) override {
+    return runner_->score(cache, layer, q, pt, work, scores, stream);
+  }
+  gpu::CudaFlowRunner& runner() { return *runner_; }
+
+ private:
+  std::unique_ptr<gpu::CudaFlowRunner> runner_;
+};
+#endif
+
 }  // namespace
 
 void set_cuda_flow_factory(CudaFlowFactory factory) {
@@ -123,11 +147,6 @@ Expected<detail::SparseFlow*> CudaModel::Impl::flow_for(const flow::SparseConfig
   f->config = sparse;
   f->name = flow::flow_name(*sparse->program);
   const flow::BudgetParams& b = sparse->budget;
-  if (b.policy != nullptr) {
-    return unsupported("flow '" + f->name +
-                       "': a custom budget policy is not compiled into the CUDA planner yet; use "
-                       "topk_val / topk_ratio or --device cpu");
-  }
   f->args = gpu::BudgetArgs{b.topk_val, b.topk_ratio, b.bos, b.eos};
   f->chunk_pages = std::max(1, b.workload_chunk_size);
   for (int32_t l = 0; l < config.num_layers; ++l) {
@@ -136,7 +155,7 @@ Expected<detail::SparseFlow*> CudaModel::Impl::flow_for(const flow::SparseConfig
     if (!dense && f->first_sparse_layer < 0) f->first_sparse_layer = l;
     f->sparse_layers += dense ? 0 : 1;
   }
-  if (f->name == "block_topk") {
+  if (f->name == "block_topk" && b.policy == nullptr) {
     const auto fields = flow::flow_aux_fields(*sparse->program, 16, config.head_dim);
     if (fields.size() != 1 || fields[0].rows != 1 || fields[0].cols != config.head_dim) {
       return internal_error(
@@ -150,12 +169,34 @@ Expected<detail::SparseFlow*> CudaModel::Impl::flow_for(const flow::SparseConfig
       std::lock_guard<std::mutex> lock(factory_mutex());
       factory = factory_slot();
     }
-    if (!factory) {
+    if (factory) {
+      VORTEX_ASSIGN_OR_RETURN(f->kernels, factory(*sparse, config));
+    } else {
+#if VORTEX_HAVE_FLOW_CUDA
+      gpu::CudaFlowRunnerConfig rc;
+      rc.num_q_heads = config.num_q_heads;
+      rc.num_kv_heads = config.num_kv_heads;
+      rc.head_dim = config.head_dim;
+      rc.page_size = b.block_size;
+      rc.max_batch = capacity.chunks;
+      rc.max_pages_per_request = (max_context + 15) / 16 + 1;  // as planner_for
+      rc.max_total_pages = capacity.pages;                     // as `scores`
+      rc.device = options.device;
+      VORTEX_ASSIGN_OR_RETURN(auto runner, gpu::CudaFlowRunner::create(*sparse, rc));
+      auto kernels = std::make_unique<GeneratedFlowKernels>(std::move(runner));
+      gpu::CudaFlowRunner* r = &kernels->runner();
+      f->plan = [r](gpu::SparsePlanner& p, const PageTableView& pt, int32_t layer, cudaStream_t s) {
+        return r->plan(p, pt, layer, s);
+      };
+      f->plan_per_layer = r->budget_depends_on_layer();
+      f->tolerance = r->tolerance();
+      f->kernels = std::move(kernels);
+#else
       return unsupported("flow '" + f->name +
                          "' has no CUDA kernels in this build (only block_topk is hand-written; "
                          "generated flows need the NVRTC flow backend); use --device cpu");
+#endif
     }
-    VORTEX_ASSIGN_OR_RETURN(f->kernels, factory(*sparse, config));
   }
   detail::SparseFlow* raw = f.get();
   flows.emplace(sparse, std::move(f));
@@ -197,21 +238,23 @@ Status CudaModel::Impl::sparse_attention(const detail::StepShape& s, const KVCac
       continue;
     }
     VORTEX_ASSIGN_OR_RETURN(gpu::SparsePlanner * planner, planner_for(k, f->chunk_pages));
-    if (layer == f->first_sparse_layer) {
-      // The default budget does not depend on the layer: one plan (selection offsets, worklist)
-      // serves every sparse layer of the step; only the top-k output changes per layer.
+    if (layer == f->first_sparse_layer || f->plan_per_layer) {
+      // A budget that does not read `layer` gives one plan (selection offsets, worklist) for
+      // every sparse layer of the step; only the top-k output changes per layer.
       mark(timing, detail::Stage::kPlanner);
-      VORTEX_RETURN_IF_ERROR(planner->plan(pt, f->args, layer, stream));
-      detail::accumulate_count(planner->totals(), f->sparse_layers,
+      VORTEX_RETURN_IF_ERROR(f->plan ? f->plan(*planner, pt, layer, stream)
+                                     : planner->plan(pt, f->args, layer, stream));
+      detail::accumulate_count(planner->totals(), f->plan_per_layer ? 1 : f->sparse_layers,
                                static_cast<long long*>(selected_acc.data()), stream);
     }
     mark(timing, detail::Stage::kIndexer);
     VORTEX_RETURN_IF_ERROR(f->kernels->score(cache, layer, q_r, pt, planner->worklist(),
                                              static_cast<float*>(scores.data()), stream));
     mark(timing, detail::Stage::kTopK);
-    VORTEX_RETURN_IF_ERROR(gpu::select_topk(
-        scores.data(), DType::kF32, pt, config.num_kv_heads, planner->sel_indptr(),
-        planner->sel_indices(), planner->sel_capacity(), f->args.bos, f->args.eos, 0.0f, stream));
+    VORTEX_RETURN_IF_ERROR(gpu::select_topk(scores.data(), DType::kF32, pt, config.num_kv_heads,
+                                            planner->sel_indptr(), planner->sel_indices(),
+                                            planner->sel_capacity(), f->args.bos, f->args.eos,
+                                            f->tolerance, stream));
     mark(timing, detail::Stage::kAttention);
     const SelectionView sel = planner->selection(r.count);
     VORTEX_RETURN_IF_ERROR(op->run(q_r, kv, pt, &sel, scale, out_r, stream));
