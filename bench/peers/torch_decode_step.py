@@ -126,7 +126,7 @@ def read_bandwidth_gbps(device):
     times = []
     for i in range(8):
         start.record()
-        torch.sum(x, out=out)
+        torch.sum(x, dim=0, out=out)  # PyTorch 2.11: out= needs an explicit dim
         stop.record()
         stop.synchronize()
         if i >= 2:
