@@ -47,6 +47,12 @@ left() {
   echo "$rem"
 }
 
+# Executables bundle.sh compressed (gpu_tests/*.xz, bin/*.xz) are unpacked in place.
+for z in "$bundle"/gpu_tests/*.xz "$bundle"/bin/*.xz; do
+  [ -f "$z" ] || continue
+  python3 -c 'import lzma,sys; open(sys.argv[2],"wb").write(lzma.open(sys.argv[1]).read())' \
+    "$z" "${z%.xz}" && chmod +x "${z%.xz}" && rm -f "$z"
+done
 # Libraries: the bundle's own, the CUDA toolkit's, and (fallback) the pip CUDA wheels of PyTorch.
 libdirs="$(cd "$bundle" && pwd)/lib"
 # cudamodel: libraries bundle.sh compressed (lib/*.xz) are unpacked into a scratch folder.
