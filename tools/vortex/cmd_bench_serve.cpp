@@ -387,13 +387,7 @@ VORTEX_REGISTER_COMMAND(bench_serve, 61, [](CLI::App& app, int* exit_code) {
       *exit_code = 2;
       return;
     }
-    std::string line = "vortex bench serve";
-    for (const auto* o : cmd->get_options()) {
-      if (o->count() > 0 && !o->get_lnames().empty()) {
-        line += " --" + o->get_lnames()[0];
-        if (o->get_expected_max() != 0) line += " " + o->as<std::string>();
-      }
-    }
+    const std::string line = vortex::cli::command_line("vortex bench serve", *cmd);
     *exit_code = args->offline ? run_offline(*args, line) : run_online(*args, line);
   });
 });

@@ -220,13 +220,7 @@ VORTEX_REGISTER_COMMAND(eval, 50, [](CLI::App& app, int* exit_code) {
   cmd->add_option("--svg", args->svg_out, "write an accuracy-vs-throughput scatter here");
   cmd->add_flag("--quiet", args->quiet, "no progress bar");
   cmd->callback([args, exit_code, &app] {
-    std::string line = "vortex eval";
-    for (const auto& o : app.get_subcommand("eval")->get_options()) {
-      if (o->count() > 0 && !o->get_lnames().empty() && o->get_lnames()[0] != "help") {
-        line += " --" + o->get_lnames()[0];
-        if (o->get_expected_max() != 0) line += " " + o->as<std::string>();
-      }
-    }
+    const std::string line = vortex::cli::command_line("vortex eval", *app.get_subcommand("eval"));
     *exit_code = run(*args, line);
   });
 });

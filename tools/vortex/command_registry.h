@@ -21,6 +21,9 @@ struct CommandEntry {
 
 std::vector<CommandEntry>& command_registry();
 
+/// "<prefix> --opt value --flag ..." from the options the user set on `cmd`, for reports.
+std::string command_line(const std::string& prefix, const CLI::App& cmd);
+
 struct CommandRegistrar {
   CommandRegistrar(std::string name, int order, CommandSetup setup) {
     command_registry().push_back({std::move(name), order, std::move(setup)});
