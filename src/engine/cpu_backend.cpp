@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <numeric>
 
+#include "logprobs.h"
 #include "vortex/kvcache/kv_cache.h"
 #include "vortex/model/sampler.h"
 
@@ -74,35 +74,13 @@ class CpuBackend : public Backend {
       }
       SampledToken s;
       s.token = it->second->sample(logits, c.prompt, c.generated);
-      if (c.top_logprobs >= 0) fill_logprobs(logits, c.top_logprobs, &s);
+      if (c.top_logprobs >= 0) fill_logprobs(logits, c.top_logprobs, &s, &order_);
       out->samples.push_back(std::move(s));
     }
     return Status::ok();
   }
 
  private:
-  /// Log-probabilities of the raw model distribution (log-softmax of the logits).
-  void fill_logprobs(std::span<const float> logits, int32_t top_n, SampledToken* s) {
-    const float mx = *std::max_element(logits.begin(), logits.end());
-    double sum = 0.0;
-    for (float x : logits) sum += std::exp(static_cast<double>(x - mx));
-    const auto log_z = static_cast<float>(mx + std::log(sum));
-    s->logprob = logits[static_cast<size_t>(s->token)] - log_z;
-    if (top_n <= 0) return;
-    order_.resize(logits.size());
-    std::iota(order_.begin(), order_.end(), 0);
-    const auto n = std::min<size_t>(static_cast<size_t>(top_n), order_.size());
-    std::partial_sort(order_.begin(), order_.begin() + static_cast<ptrdiff_t>(n), order_.end(),
-                      [&](int32_t a, int32_t b) {
-                        const float la = logits[static_cast<size_t>(a)];
-                        const float lb = logits[static_cast<size_t>(b)];
-                        return la > lb || (la == lb && a < b);
-                      });
-    for (size_t i = 0; i < n; ++i) {
-      s->top.emplace_back(order_[i], logits[static_cast<size_t>(order_[i])] - log_z);
-    }
-  }
-
   std::unique_ptr<CpuModel> model_;
   KVCache cache_;
   BackendInfo info_;

@@ -128,23 +128,9 @@ bool has_gguf_magic(const std::string& path) {
 }
 
 Expected<Checkpoint> load_synthetic(const std::string& spec) {
-  std::string preset = spec;
-  uint64_t seed = 0;
-  if (auto at = spec.find('@'); at != std::string::npos) {
-    preset = spec.substr(0, at);
-    const std::string s = spec.substr(at + 1);
-    char* end = nullptr;
-    errno = 0;
-    seed = std::strtoull(s.c_str(), &end, 10);
-    if (s.empty() || end == nullptr || *end != '\0' || errno != 0 || s[0] == '-') {
-      return invalid_argument("synthetic model '" + spec +
-                              "': the seed after '@' must be a "
-                              "non-negative integer (e.g. synthetic:qwen3-1.7b@7)");
-    }
-  }
-  if (preset.empty()) {
-    return invalid_argument("synthetic model needs a preset name, e.g. synthetic:qwen3-1.7b");
-  }
+  VORTEX_ASSIGN_OR_RETURN(SyntheticSpec parsed, parse_synthetic_spec("synthetic:" + spec));
+  const std::string& preset = parsed.preset;
+  const uint64_t seed = parsed.seed;
   VORTEX_ASSIGN_OR_RETURN(Checkpoint ck, make_synthetic_checkpoint(preset, seed));
   if (ck.source.empty()) ck.source = "synthetic:" + spec;
   VORTEX_RETURN_IF_ERROR(ck.config.validate());
@@ -171,6 +157,32 @@ Expected<Checkpoint> load_path(const std::string& path) {
 }
 
 }  // namespace
+
+Expected<SyntheticSpec> parse_synthetic_spec(std::string_view model) {
+  constexpr std::string_view kSynthetic = "synthetic:";
+  if (model.substr(0, kSynthetic.size()) != kSynthetic) {
+    return invalid_argument("'" + std::string(model) + "' is not a synthetic:<preset> model");
+  }
+  const std::string spec(model.substr(kSynthetic.size()));
+  SyntheticSpec out;
+  out.preset = spec;
+  if (auto at = spec.find('@'); at != std::string::npos) {
+    out.preset = spec.substr(0, at);
+    const std::string s = spec.substr(at + 1);
+    char* end = nullptr;
+    errno = 0;
+    out.seed = std::strtoull(s.c_str(), &end, 10);
+    if (s.empty() || end == nullptr || *end != '\0' || errno != 0 || s[0] == '-') {
+      return invalid_argument("synthetic model '" + spec +
+                              "': the seed after '@' must be a "
+                              "non-negative integer (e.g. synthetic:qwen3-1.7b@7)");
+    }
+  }
+  if (out.preset.empty()) {
+    return invalid_argument("synthetic model needs a preset name, e.g. synthetic:qwen3-1.7b");
+  }
+  return out;
+}
 
 Expected<Checkpoint> load_checkpoint(const std::string& path_or_alias) {
   constexpr std::string_view kSynthetic = "synthetic:";

@@ -30,6 +30,31 @@ double GenerationResult::selected_fraction() const {
   return candidate_pages > 0 ? static_cast<double>(selected_pages) / candidate_pages : 1.0;
 }
 
+namespace {
+
+class CpuRunner : public ForwardRunner {
+ public:
+  explicit CpuRunner(std::unique_ptr<CpuModel> model) : model_(std::move(model)) {}
+  const ModelConfig& config() const override { return model_->config(); }
+  Expected<KVCache> make_cache(int32_t page_size, DType kv_dtype,
+                               const flow::SparseConfig& sparse, int32_t pages) override {
+    return KVCache::create(model_->kv_cache_config(page_size, kv_dtype, {&sparse}), pages);
+  }
+  Status forward(const ForwardBatch& batch, KVCache& cache, float* logits,
+                 ForwardStats* stats) override {
+    return model_->forward(batch, cache, logits, stats);
+  }
+
+ private:
+  std::unique_ptr<CpuModel> model_;
+};
+
+}  // namespace
+
+std::unique_ptr<ForwardRunner> make_cpu_runner(std::unique_ptr<CpuModel> model) {
+  return std::make_unique<CpuRunner>(std::move(model));
+}
+
 Generator::Generator() : impl_(std::make_unique<Impl>()) {}
 Generator::~Generator() = default;
 
@@ -63,7 +88,14 @@ Expected<std::unique_ptr<Generator>> Generator::from_checkpoint(Checkpoint check
   };
   for (int32_t id : c.eos_token_ids) add_stop(id);
   for (int32_t id : m.tokenizer->end_of_generation_ids()) add_stop(id);
-  VORTEX_ASSIGN_OR_RETURN(m.model, CpuModel::create(c, std::move(checkpoint.weights)));
+  if (options.cuda_device >= 0) {
+    VORTEX_ASSIGN_OR_RETURN(m.model, make_cuda_runner(c, checkpoint.weights, options.cuda_device,
+                                                      options.prefill_chunk));
+  } else {
+    VORTEX_ASSIGN_OR_RETURN(std::unique_ptr<CpuModel> cpu,
+                            CpuModel::create(c, std::move(checkpoint.weights)));
+    m.model = make_cpu_runner(std::move(cpu));
+  }
   return g;
 }
 
@@ -97,9 +129,9 @@ Expected<GenerationResult> Generator::generate_ids(std::span<const int32_t> prom
     return invalid_argument("the flow's block size must be a power of two, got " +
                             std::to_string(P));
   }
-  const KVCacheConfig kc = m.model->kv_cache_config(P, m.options.kv_dtype, {&sparse});
   const auto pages = static_cast<int32_t>((total + P - 1) / P);
-  VORTEX_ASSIGN_OR_RETURN(KVCache cache, KVCache::create(kc, pages));
+  VORTEX_ASSIGN_OR_RETURN(KVCache cache,
+                          m.model->make_cache(P, m.options.kv_dtype, sparse, pages));
   PageTable table(P);
   VORTEX_RETURN_IF_ERROR(table.reserve(total, cache.pool()));
 

@@ -44,9 +44,9 @@ Expected<ScoreResult> Generator::score(std::span<const int32_t> context,
                             std::to_string(c.max_context));
   }
   const int32_t P = sparse.program != nullptr ? sparse.budget.block_size : m.options.page_size;
-  const KVCacheConfig kc = m.model->kv_cache_config(P, m.options.kv_dtype, {&sparse});
   VORTEX_ASSIGN_OR_RETURN(KVCache cache,
-                          KVCache::create(kc, static_cast<int32_t>((total + P - 1) / P)));
+                          m.model->make_cache(P, m.options.kv_dtype, sparse,
+                                              static_cast<int32_t>((total + P - 1) / P)));
   PageTable table(P);
   VORTEX_RETURN_IF_ERROR(table.reserve(total, cache.pool()));
 

@@ -6,12 +6,15 @@
 #include <fmt/format.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
 
 #include "vortex/core/logging.h"
 #include "vortex/engine/cpu_backend.h"
+#include "vortex/engine/cuda_backend.h"
+#include "vortex/engine/device.h"
 #include "vortex/engine/engine.h"
 #include "vortex/engine/flow_set.h"
 #include "vortex/model/checkpoint.h"
@@ -45,19 +48,36 @@ Expected<Stack> build(const ServeOptions& o) {
       engine::FlowSet flows,
       engine::FlowSet::load(o.flows, o.default_flow, o.budget, o.page_size, ck.config.num_layers));
   st.flows = std::make_unique<engine::FlowSet>(std::move(flows));
-  VORTEX_ASSIGN_OR_RETURN(DType kv_dtype, parse_kv_dtype(o.kv_dtype));
+  VORTEX_ASSIGN_OR_RETURN(engine::DeviceSpec device, engine::parse_device(o.device));
   const std::string name = o.served_name.empty() ? o.model : o.served_name;
-  VORTEX_ASSIGN_OR_RETURN(std::unique_ptr<CpuModel> model,
-                          CpuModel::create(ck.config, std::move(ck.weights)));
-  engine::CpuBackendOptions bo;
-  bo.page_size = o.page_size;
-  bo.kv_dtype = kv_dtype;
-  bo.kv_pages = o.kv_pages;
-  bo.kv_memory_fraction = o.kv_memory_fraction;
-  bo.flows = st.flows->configs();
-  bo.model_name = name;
-  VORTEX_ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
-                          engine::make_cpu_backend(std::move(model), bo));
+  std::unique_ptr<engine::Backend> backend;
+  if (device.is_cuda()) {
+    if (o.kv_dtype != "f32" && o.kv_dtype != "bf16" && o.kv_dtype != "bfloat16") {
+      return invalid_argument("--kv-dtype must be f32 or bf16, got '" + o.kv_dtype + "'");
+    }
+    engine::CudaBackendOptions bo;
+    bo.device = device.ordinal;
+    bo.page_size = o.page_size;
+    bo.kv_pages = o.kv_pages;
+    if (o.kv_memory_fraction > 0.0) bo.kv_memory_fraction = o.kv_memory_fraction;
+    bo.max_batch = o.scheduler.max_batch;
+    bo.max_tokens = std::max(o.scheduler.max_tokens_per_step, o.scheduler.max_batch);
+    bo.flows = st.flows->configs();
+    bo.model_name = name;
+    VORTEX_ASSIGN_OR_RETURN(backend, engine::make_cuda_backend(o.model, bo, &ck));
+  } else {
+    VORTEX_ASSIGN_OR_RETURN(DType kv_dtype, parse_kv_dtype(o.kv_dtype));
+    VORTEX_ASSIGN_OR_RETURN(std::unique_ptr<CpuModel> model,
+                            CpuModel::create(ck.config, std::move(ck.weights)));
+    engine::CpuBackendOptions bo;
+    bo.page_size = o.page_size;
+    bo.kv_dtype = kv_dtype;
+    bo.kv_pages = o.kv_pages;
+    if (o.kv_memory_fraction > 0.0) bo.kv_memory_fraction = o.kv_memory_fraction;
+    bo.flows = st.flows->configs();
+    bo.model_name = name;
+    VORTEX_ASSIGN_OR_RETURN(backend, engine::make_cpu_backend(std::move(model), bo));
+  }
   engine::EngineConfig ec;
   ec.scheduler = o.scheduler;
   VORTEX_ASSIGN_OR_RETURN(st.engine, engine::Engine::create(std::move(backend), ec));

@@ -6,7 +6,8 @@
 # Layout: OUT/gpu_tests/* (every ctest test labelled `gpu`), OUT/bin/vortex_kernel_bench,
 # OUT/lib/ (shared libraries the binaries need beyond glibc/libstdc++ and the CUDA toolkit's
 # cuBLAS/NVRTC -- normally none, the binaries link with --as-needed and static gtest/cudart),
-# OUT/MANIFEST.txt. Debug info is stripped to keep the folder far below the 64 MiB carry limit.
+# OUT/data/austen.txt.xz (eval haystack, when present), OUT/MANIFEST.txt. Debug info is
+# stripped to keep the folder far below the 64 MiB carry limit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -65,6 +66,13 @@ done
 for f in "$out"/gpu_tests/* "$out"/bin/*; do
   [ -f "$f" ] && [ "$(stat -c %s "$f")" -gt 6000000 ] && xz -T2 -6 "$f"
 done
+
+# The eval haystack (Austen text from scripts/setup.sh) for tools/gpu/e2e.sh, xz-compressed.
+hay="${VORTEX_DATA_DIR:-$HOME/.cache/vortex/data}/austen.txt"
+if [ -s "$hay" ]; then
+  mkdir -p "$out/data"
+  xz -T2 -9 -c "$hay" > "$out/data/austen.txt.xz"
+fi
 
 {
   echo "vortex GPU bundle"

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
@@ -19,11 +20,14 @@
 #include "command_registry.h"
 #include "progress_bar.h"
 #include "vortex/engine/cpu_backend.h"
+#include "vortex/engine/cuda_backend.h"
+#include "vortex/engine/device.h"
 #include "vortex/engine/engine.h"
 #include "vortex/engine/flow_set.h"
 #include "vortex/kernels/device_info.h"
 #include "vortex/model/checkpoint.h"
 #include "vortex/model/cpu_model.h"
+#include "vortex/model/synthetic_weights.h"
 #include "vortex/version.h"
 
 namespace {
@@ -33,6 +37,7 @@ using Clock = std::chrono::steady_clock;
 struct ServeBenchArgs {
   bool offline = false, online = false;
   std::string model = "smollm2-135m";
+  std::string device = "auto";
   std::string flow = "dense";
   int topk_val = 30, bos = 1, eos = 1, page_size = 16;
   float topk_ratio = 0.0f;
@@ -96,8 +101,24 @@ void write_json(const std::string& path, const nlohmann::json& j) {
 
 int run_offline(const ServeBenchArgs& a, const std::string& cmdline) {
   using namespace vortex;
-  auto ck = load_checkpoint(a.model);
-  if (!ck) return fail(ck.status());
+  auto device = engine::parse_device(a.device);
+  if (!device) return fail(device.status());
+  // A synthetic model on the GPU generates its weights there: no host checkpoint is built.
+  const bool device_weights = device->is_cuda() && a.model.rfind("synthetic:", 0) == 0;
+  std::optional<Checkpoint> ck;
+  ModelConfig cfg;
+  if (device_weights) {
+    auto spec = parse_synthetic_spec(a.model);
+    if (!spec) return fail(spec.status());
+    auto c = synthetic_config(spec->preset);
+    if (!c) return fail(c.status());
+    cfg = *c;
+  } else {
+    auto loaded = load_checkpoint(a.model);
+    if (!loaded) return fail(loaded.status());
+    ck = std::move(*loaded);
+    cfg = ck->config;
+  }
   flow::BudgetParams budget;
   budget.topk_val = a.topk_val;
   budget.topk_ratio = a.topk_ratio;
@@ -111,34 +132,52 @@ int run_offline(const ServeBenchArgs& a, const std::string& cmdline) {
   }
   std::vector<std::string> loaded;
   if (a.flow != "dense") loaded.push_back(a.flow);
-  auto flows = engine::FlowSet::load(loaded, a.flow, budget, a.page_size, ck->config.num_layers);
+  auto flows = engine::FlowSet::load(loaded, a.flow, budget, a.page_size, cfg.num_layers);
   if (!flows) return fail(flows.status());
   auto rflow = flows->resolve({});
   if (!rflow) return fail(rflow.status());
-  const ModelConfig cfg = ck->config;
   if (a.prompt_len + a.gen_len > cfg.max_context) {
     return fail(
         invalid_argument(fmt::format("--prompt-len + --gen-len = {} exceeds the model's "
                                      "context of {}",
                                      a.prompt_len + a.gen_len, cfg.max_context)));
   }
-  auto model = CpuModel::create(cfg, std::move(ck->weights));
-  if (!model) return fail(model.status());
-  engine::CpuBackendOptions bo;
-  bo.page_size = a.page_size;
-  bo.kv_pages = a.kv_pages > 0
-                    ? a.kv_pages
-                    : static_cast<int64_t>(a.requests) *
-                          ((a.prompt_len + a.gen_len + a.page_size - 1) / a.page_size + 1);
-  bo.flows = flows->configs();
-  bo.model_name = a.model;
-  auto backend = engine::make_cpu_backend(std::move(*model), bo);
-  if (!backend) return fail(backend.status());
+  const int64_t kv_pages = a.kv_pages > 0
+                               ? a.kv_pages
+                               : static_cast<int64_t>(a.requests) *
+                                     ((a.prompt_len + a.gen_len + a.page_size - 1) / a.page_size +
+                                      1);
+  std::unique_ptr<engine::Backend> backend;
+  if (device->is_cuda()) {
+    engine::CudaBackendOptions bo;
+    bo.device = device->ordinal;
+    bo.page_size = a.page_size;
+    bo.kv_pages = kv_pages;
+    bo.max_batch = a.max_batch;
+    bo.max_tokens = std::max(a.max_tokens_per_step, a.max_batch);
+    bo.flows = flows->configs();
+    bo.model_name = a.model;
+    auto b = engine::make_cuda_backend(a.model, bo, ck ? &*ck : nullptr);
+    if (!b) return fail(b.status());
+    backend = std::move(*b);
+  } else {
+    auto model = CpuModel::create(cfg, std::move(ck->weights));
+    if (!model) return fail(model.status());
+    engine::CpuBackendOptions bo;
+    bo.page_size = a.page_size;
+    bo.kv_pages = kv_pages;
+    bo.flows = flows->configs();
+    bo.model_name = a.model;
+    auto b = engine::make_cpu_backend(std::move(*model), bo);
+    if (!b) return fail(b.status());
+    backend = std::move(*b);
+  }
+  ck.reset();  // the host weights are no longer needed
   engine::EngineConfig ec;
   ec.scheduler.max_batch = a.max_batch;
   ec.scheduler.max_tokens_per_step = a.max_tokens_per_step;
   ec.scheduler.max_waiting = std::max(ec.scheduler.max_waiting, a.requests);
-  auto eng = engine::Engine::create(std::move(*backend), ec);
+  auto eng = engine::Engine::create(std::move(backend), ec);
   if (!eng) return fail(eng.status());
 
   // Random prompts over the ordinary vocabulary (same seed for every flow: same requests).
@@ -191,13 +230,17 @@ int run_offline(const ServeBenchArgs& a, const std::string& cmdline) {
   for (const auto& f : finished) latency.push_back(std::chrono::duration<double>(f - t0).count());
   const auto m = (*eng)->metrics();
   const std::string leak = (*eng)->check_invariants();
+  const std::string device_name =
+      device->is_cuda()
+          ? fmt::format("{} ({})", (*eng)->info().name, cuda_device_summary(device->ordinal))
+          : (*eng)->info().name;
   (*eng)->shutdown(std::chrono::milliseconds(1000));
   const double tput = static_cast<double>(generated) / wall;
   const double sel = m.candidate_pages > 0 ? static_cast<double>(m.selected_pages) /
                                                  static_cast<double>(m.candidate_pages)
                                            : 1.0;
   const std::string label = a.flow == "dense" ? "dense" : fmt::format("{}:{}", a.flow, a.topk_val);
-  fmt::print("vortex bench serve --offline ({}, device cpu)\n", cmdline);
+  fmt::print("vortex bench serve --offline ({}, device {})\n", cmdline, device_name);
   fmt::print("  requests {} x (prompt {} + gen {}), flow {}\n", a.requests, a.prompt_len, a.gen_len,
              label);
   fmt::print("  throughput       {:.1f} generated tok/s ({} tokens in {:.2f} s)\n", tput, generated,
@@ -212,7 +255,7 @@ int run_offline(const ServeBenchArgs& a, const std::string& cmdline) {
   nlohmann::json j = {{"git_sha", VORTEX_GIT_SHA},
                       {"command", cmdline},
                       {"mode", "offline"},
-                      {"device", "cpu"},
+                      {"device", device_name},
                       {"model", a.model},
                       {"requests", a.requests},
                       {"prompt_len", a.prompt_len},
@@ -361,6 +404,7 @@ VORTEX_REGISTER_COMMAND(bench_serve, 61, [](CLI::App& app, int* exit_code) {
   cmd->add_flag("--offline", args->offline, "N requests at once to an in-process engine");
   cmd->add_flag("--online", args->online, "Poisson arrivals against a running server (--url)");
   cmd->add_option("--model", args->model, "model path, alias or synthetic:<preset>");
+  cmd->add_option("--device", args->device, "offline: cpu, cuda, cuda:N or auto");
   cmd->add_option("--flow", args->flow, "dense or a flow name / .json");
   cmd->add_option("--topk-val", args->topk_val, "pages per row");
   cmd->add_option("--topk-ratio", args->topk_ratio, "budget as a fraction of the pages");

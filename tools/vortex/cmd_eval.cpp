@@ -10,13 +10,16 @@
 
 #include "command_registry.h"
 #include "progress_bar.h"
+#include "vortex/engine/device.h"
 #include "vortex/eval/runner.h"
+#include "vortex/kernels/device_info.h"
 #include "vortex/version.h"
 
 namespace {
 
 struct EvalArgs {
   std::string model = "smollm2-135m";
+  std::string device = "auto";
   std::string tasks = "passkey,niah_single,niah_multikey,niah_multivalue,niah_multiquery,vt,cwe";
   std::string contexts = "1024";
   std::string depths = "0.1,0.3,0.5,0.7,0.9";
@@ -113,6 +116,9 @@ int run(const EvalArgs& a, const std::string& command_line) {
     return fail(invalid_argument("--kv-dtype must be f32 or bf16"));
   }
   gopt.kv_dtype = *kv;
+  auto device = engine::parse_device(a.device);
+  if (!device) return fail(device.status());
+  if (device->is_cuda()) gopt.cuda_device = device->ordinal;
   auto gen = Generator::load(a.model, gopt);
   if (!gen) return fail(gen.status());
 
@@ -142,6 +148,7 @@ int run(const EvalArgs& a, const std::string& command_line) {
   fmt::print("{}", md);
 
   nlohmann::json j = {{"git_sha", VORTEX_GIT_SHA}, {"model", a.model},
+                      {"device", device->is_cuda() ? cuda_device_summary(device->ordinal) : "cpu"},
                       {"command", command_line},   {"baseline", baseline},
                       {"seconds", run->seconds},   {"cells", eval::to_json(cells)}};
   j["perplexity"] = nlohmann::json::array();
@@ -191,6 +198,8 @@ VORTEX_REGISTER_COMMAND(eval, 50, [](CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand(
       "eval", "accuracy of dense vs sparse flows on RULER-style tasks and perplexity");
   cmd->add_option("--model", args->model, "model path, alias or synthetic:<preset>");
+  cmd->add_option("--device", args->device, "cpu, cuda, cuda:N or auto (the GPU when there is one)")
+      ->capture_default_str();
   cmd->add_option(
       "--tasks", args->tasks,
       "comma list: passkey,niah_single,niah_multikey,niah_multivalue,niah_multiquery,vt,cwe");

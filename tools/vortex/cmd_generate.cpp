@@ -7,12 +7,14 @@
 #include <vector>
 
 #include "command_registry.h"
+#include "vortex/engine/device.h"
 #include "vortex/model/generation.h"
 
 namespace {
 
 struct GenerateArgs {
   std::string model;
+  std::string device = "auto";
   vortex::GenerationRequest request;
   vortex::FlowOptions flow;
   std::string kv_dtype = "f32";
@@ -33,6 +35,9 @@ int run_generate(GenerateArgs& args) {
   }
   options.kv_dtype = *dtype;
   options.prefill_chunk = args.prefill_chunk;
+  const auto device = vortex::engine::parse_device(args.device);
+  if (!device) return fail(device.status());
+  if (device->is_cuda()) options.cuda_device = device->ordinal;
   auto sparse = vortex::make_sparse_config(args.flow);
   if (!sparse) return fail(sparse.status());
   args.request.sparse = std::move(sparse).value();
@@ -63,10 +68,12 @@ int run_generate(GenerateArgs& args) {
 
 VORTEX_REGISTER_COMMAND(generate, 20, [](CLI::App& app, int* exit_code) {
   auto args = std::make_shared<GenerateArgs>();
-  auto* cmd = app.add_subcommand("generate", "generate text from a prompt on the CPU engine");
+  auto* cmd = app.add_subcommand("generate", "generate text from a prompt (one request, on the CPU or a GPU)");
   cmd->add_option("--model", args->model,
                   "a .gguf file, a Hugging Face directory, 'smollm2-135m' or synthetic:<preset>")
       ->required();
+  cmd->add_option("--device", args->device, "cpu, cuda, cuda:N or auto (the GPU when there is one)")
+      ->capture_default_str();
   cmd->add_option("--prompt", args->request.prompt, "the prompt (the user message with --chat)")
       ->required();
   cmd->add_flag("--chat", args->request.chat, "render the prompt with the model's chat template");

@@ -72,13 +72,15 @@ VORTEX_REGISTER_COMMAND(serve, 20, [](CLI::App& app, int* exit_code) {
   cmd->add_option("--eos", o.budget.eos, "default budget: trailing pages always kept")
       ->capture_default_str();
   cmd->add_option("--layers-skip", flags->layers_skip, "default budget: dense layers, e.g. 0,1");
+  cmd->add_option("--device", o.device, "cpu, cuda, cuda:N, or auto (the GPU when there is one)")
+      ->capture_default_str();
   cmd->add_option("--page-size", o.page_size, "KV page size in tokens (power of two)")
       ->capture_default_str();
   cmd->add_option("--kv-dtype", o.kv_dtype, "KV cache element type: f32 or bf16")
       ->capture_default_str();
   cmd->add_option("--kv-memory-fraction", o.kv_memory_fraction,
-                  "fraction of RAM for the KV pool (incl. aux fields)")
-      ->capture_default_str();
+                  "KV pool (incl. aux fields) as a fraction of RAM (cpu, default 0.2) or of the GPU "
+                  "memory free after loading (cuda, default 0.9)");
   cmd->add_option("--kv-pages", o.kv_pages, "KV pool size in pages (overrides the fraction)");
   cmd->add_option("--max-batch", o.scheduler.max_batch, "requests running at once")
       ->capture_default_str();

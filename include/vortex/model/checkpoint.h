@@ -3,7 +3,9 @@
 // directory, an alias (`smollm2-135m`) or a synthetic preset (`synthetic:qwen3-1.7b`).
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -33,6 +35,14 @@ std::string default_model_dir();
 /// other inputs are returned unchanged. A missing aliased file gives a not-found error telling the
 /// user to run scripts/fetch_model.sh.
 Expected<std::string> resolve_model_path(const std::string& path_or_alias);
+
+/// A `synthetic:<preset>[@<seed>]` model name, split (seed 0 when omitted).
+struct SyntheticSpec {
+  std::string preset;
+  uint64_t seed = 0;
+};
+/// Parses `synthetic:<preset>[@<seed>]`; an error for other names or a malformed seed.
+Expected<SyntheticSpec> parse_synthetic_spec(std::string_view model);
 
 /// Loads a checkpoint:
 ///   - `synthetic:<preset>` or `synthetic:<preset>@<seed>` -> make_synthetic_checkpoint (seed 0

@@ -1,4 +1,4 @@
-// Generation on the CPU reference engine: load a checkpoint, size a KV cache for one request,
+// Generation on the CPU reference engine (or one CUDA GPU): load a checkpoint, size a KV cache for one request,
 // prefill the prompt in chunks, decode until max_tokens / EOS / a stop string while streaming text,
 // and report prompt and generated token counts, speed and the selected-page fraction. Used by
 // `vortex generate` and by end-to-end tests (dense vs sparse).
@@ -36,7 +36,8 @@ Expected<flow::SparseConfig> make_sparse_config(const FlowOptions& options);
 
 /// Engine-wide settings of a Generator.
 struct GeneratorOptions {
-  DType kv_dtype = DType::kF32;  ///< f32 or bf16
+  int32_t cuda_device = -1;      ///< >= 0: run on this CUDA GPU (CudaModel); -1: the CPU
+  DType kv_dtype = DType::kF32;  ///< f32 or bf16 (CPU; the GPU's cache is always bf16)
   int32_t page_size = 16;        ///< P for dense requests (sparse ones use budget.block_size)
   int32_t prefill_chunk = 512;   ///< prompt tokens per prefill step
 };
