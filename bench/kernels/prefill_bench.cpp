@@ -14,8 +14,8 @@ namespace {
 
 constexpr int32_t kPage = 16, kDim = 128, kHkv = 8, kHq = 16;
 
-void prefill_case(const Options& o, Report& r, cudaStream_t s, const PagedFixture& f,
-                  int32_t start, int32_t n, cuda::CausalKernel kernel) {
+void prefill_case(const Options& o, Report& r, cudaStream_t s, const PagedFixture& f, int32_t start,
+                  int32_t n, cuda::CausalKernel kernel) {
   const int32_t pages = (start + n + kPage - 1) / kPage;
   const int32_t tile_tokens = cuda::causal_tile_tokens(kHq / kHkv);
   std::vector<int32_t> tile_chunk, tile_first;

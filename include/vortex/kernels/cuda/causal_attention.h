@@ -1,11 +1,11 @@
 // CUDA causal attention of new tokens over the paged KV cache (prefill chunks, and decode tokens as
 // chunks of one): every new token attends to the request's cached prefix and to the chunk's tokens
-// up to itself, all read through the page table (the chunk's K/V are already appended). Two kernels:
-// a tensor-core one (FlashAttention-2 style: bf16 mma.sync, fp32 accumulation and online softmax,
-// cp.async double-buffered K/V tiles gathered through the page table) for head_dim 64 and 128, and
-// a simple exact kernel on CUDA cores (fp32 throughout) for every head dim and as a fallback.
-// VORTEX_PREFILL_KERNEL=mma|simple (read once per process) picks one; the default is mma where it
-// applies.
+// up to itself, all read through the page table (the chunk's K/V are already appended). Two
+// kernels: a tensor-core one (FlashAttention-2 style: bf16 mma.sync, fp32 accumulation and online
+// softmax, cp.async double-buffered K/V tiles gathered through the page table) for head_dim 64 and
+// 128, and a simple exact kernel on CUDA cores (fp32 throughout) for every head dim and as a
+// fallback. VORTEX_PREFILL_KERNEL=mma|simple (read once per process) picks one; the default is mma
+// where it applies.
 #pragma once
 
 #include <cuda_bf16.h>

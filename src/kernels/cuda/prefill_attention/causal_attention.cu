@@ -11,9 +11,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "causal_attention_mma.h"
 #include "vortex/core/check.h"
 #include "vortex/core/cuda_check.h"
-#include "causal_attention_mma.h"
 #include "vortex/kernels/cuda/causal_attention.h"
 
 namespace vortex::cuda {

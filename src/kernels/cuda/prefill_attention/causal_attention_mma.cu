@@ -57,8 +57,8 @@ struct MmaLayout {
   static constexpr int kStride = D + 8;  // bf16 elements per shared row (padded)
   static constexpr int kTile = kRows * kStride;
   static_assert(kKeys == kRows, "Q, K and V tiles share one shape");
-  static constexpr int kQ = 0;              // [64][D + 8]
-  static constexpr int kK = kTile;          // [2][64][D + 8]
+  static constexpr int kQ = 0;               // [64][D + 8]
+  static constexpr int kK = kTile;           // [2][64][D + 8]
   static constexpr int kV = kK + 2 * kTile;  // [2][64][D + 8]
   static constexpr size_t kBytes = sizeof(__nv_bfloat16) * (kV + 2 * kTile);
 };
