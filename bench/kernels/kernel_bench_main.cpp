@@ -89,7 +89,7 @@ std::string markdown(const nlohmann::json& j) {
   md << "| launch + sync / eager back-to-back / graph node | "
      << fmt2(c["launch_sync_us"].get<double>()) << " / " << fmt2(c["launch_eager_us"].get<double>())
      << " / " << fmt2(c["launch_graph_us"].get<double>()) << " us |\n\n";
-  md << "| group | params | median us | GB/s | % read BW |\n|---|---|---|---|---|\n";
+  md << "| group | params | median us | GB/s | % read BW | TFLOP/s |\n|---|---|---|---|---|---|\n";
   for (const auto& r : j["results"]) {
     std::string params;
     for (auto it = r["params"].begin(); it != r["params"].end(); ++it) {
@@ -101,6 +101,7 @@ std::string markdown(const nlohmann::json& j) {
        << (r.contains("gbps") ? fmt2(r["gbps"].get<double>()) : std::string("-")) << " | "
        << (r.contains("pct_of_read_bw") ? fmt2(r["pct_of_read_bw"].get<double>())
                                         : std::string("-"))
+       << " | " << (r.contains("tflops") ? fmt2(r["tflops"].get<double>()) : std::string("-"))
        << " |\n";
   }
   return md.str();
@@ -148,6 +149,7 @@ int main(int argc, char** argv) {
     return o.only.empty() || std::string(g).find(o.only) != std::string::npos;
   };
   if (want("attention")) run_attention_benches(o, r);
+  if (want("attention_prefill")) run_prefill_benches(o, r);
   if (want("select") || want("topk") || want("sparse")) run_select_benches(o, r);
 
   nlohmann::json j;

@@ -1,12 +1,15 @@
 // GPU parity test of the paged causal attention kernel (prefill chunks and one-token decode chunks)
 // against cpu::paged_prefill_attention, across head dims, group sizes, page sizes and chunk shapes
-// (single token, partial last pages, long prefixes), with poisoned outputs.
+// (single token, partial last pages, long prefixes), with poisoned outputs. Every case runs both
+// kernels: the tensor-core one (head_dim 64/128; other dims fall back to the simple one) and the
+// simple one.
 #include "vortex/kernels/cuda/causal_attention.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -75,8 +78,6 @@ void run_case(int32_t dim, int32_t hq, int32_t hkv, int32_t page_size,
   auto dpx = DeviceArray<int32_t>::upload(page_indices);
   auto dtc = DeviceArray<int32_t>::upload(tile_chunk);
   auto dtf = DeviceArray<int32_t>::upload(tile_first);
-  DeviceArray<uint16_t> out(q.size());
-  out.poison();
   cuda::CausalAttentionBatch b;
   b.q_start = dqs.data();
   b.start_pos = dsp.data();
@@ -87,9 +88,26 @@ void run_case(int32_t dim, int32_t hq, int32_t hkv, int32_t page_size,
   b.num_tiles = static_cast<int32_t>(tile_chunk.size());
   b.tile_tokens = tile_tokens;
   KVLayerView gpu_kv{dk.data(), dv.data(), num_pages, hkv, page_size, dim};
-  cuda::causal_attention(as_bf16(dq.data()), gpu_kv, b, hq, scale, as_bf16(out.data()), nullptr);
-  EXPECT_LT(rel_l2(from_bf16(out.download()), ref), kBf16Tol)
-      << "D=" << dim << " Hq=" << hq << " Hkv=" << hkv << " P=" << page_size;
+  for (const cuda::CausalKernel kernel : {cuda::CausalKernel::kMma, cuda::CausalKernel::kSimple}) {
+    DeviceArray<uint16_t> out(q.size());
+    out.poison();
+    cuda::causal_attention(as_bf16(dq.data()), gpu_kv, b, hq, scale, as_bf16(out.data()), nullptr,
+                           kernel);
+    const std::vector<float> got = from_bf16(out.download());
+    const char* name = cuda::causal_attention_uses_mma(dim, kernel) ? "mma" : "simple";
+    EXPECT_LT(rel_l2(got, ref), kBf16Tol)
+        << "D=" << dim << " Hq=" << hq << " Hkv=" << hkv << " P=" << page_size << " " << name;
+    // Chunk by chunk too: a wrong one-token chunk must not hide in the average of long ones.
+    for (size_t c = 0; c < chunks.size(); ++c) {
+      const auto lo = static_cast<ptrdiff_t>(static_cast<size_t>(q_start[c]) * hq * dim);
+      const auto hi = static_cast<ptrdiff_t>(static_cast<size_t>(q_start[c + 1]) * hq * dim);
+      EXPECT_LT(rel_l2(std::vector<float>(got.begin() + lo, got.begin() + hi),
+                       std::vector<float>(ref.begin() + lo, ref.begin() + hi)),
+                kBf16Tol)
+          << "D=" << dim << " Hq=" << hq << " Hkv=" << hkv << " P=" << page_size << " " << name
+          << " chunk " << c << " (start " << chunks[c].start << ", " << chunks[c].n << " tokens)";
+    }
+  }
 }
 
 TEST(CudaCausalAttention, MatchesCpuPrefillAcrossShapes) {
@@ -102,6 +120,21 @@ TEST(CudaCausalAttention, MatchesCpuPrefillAcrossShapes) {
   run_case(64, 8, 8, 64, mixed, rng);                           // G = 1
   run_case(128, 64, 8, 16, {{0, 40}, {1000, 1}, {3, 9}}, rng);  // G = 8
   run_case(256, 4, 2, 16, {{0, 17}, {64, 1}}, rng);
+}
+
+TEST(CudaCausalAttention, HeadDims64And128AcrossGroupSizesAndPrefixes) {
+  VORTEX_SKIP_WITHOUT_GPU();
+  std::mt19937 rng(33);
+  // Fresh chunks (one token, several tiles), chunks after prefixes that end mid-page and
+  // mid-key-block, a long (2K+) prefix, a one-token chunk after a 4K prefix.
+  const std::vector<Chunk> chunks = {{0, 1},    {0, 130}, {2100, 150}, {61, 3},
+                                     {4000, 1}, {16, 48}, {190, 67}};
+  for (int32_t dim : {64, 128}) {
+    for (int32_t g : {1, 2, 4, 8}) {
+      run_case(dim, 2 * g, 2, 16, chunks, rng);
+    }
+    run_case(dim, 6, 2, 32, {{5, 70}, {999, 2}, {0, 64}}, rng);  // G = 3, partial pages of 32
+  }
 }
 
 TEST(CudaCausalAttention, DecodeChunksMatchCpuDecodeAttention) {

@@ -2,9 +2,16 @@
 // (tile_tokens tokens × the G query heads of the KV head), kept in shared memory as fp32 (scaled).
 // Keys stream through shared memory 32 at a time, gathered through the page table; each thread
 // computes a 4×4 block of scores, one thread per row updates the online softmax, then each thread
-// accumulates an 8-row × D/16-channel block of the output in registers.
+// accumulates an 8-row × D/16-channel block of the output in registers. Exact and simple, on CUDA
+// cores: the fallback of the tensor-core kernel (causal_attention_mma.cu), which takes head_dim 64
+// and 128 unless VORTEX_PREFILL_KERNEL=simple.
 #include <cuda_bf16.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "causal_attention_mma.h"
 #include "vortex/core/check.h"
 #include "vortex/core/cuda_check.h"
 #include "vortex/kernels/cuda/causal_attention.h"
@@ -215,16 +222,40 @@ void launch(const __nv_bfloat16* q, KVLayerView kv, const CausalAttentionBatch& 
       <<<grid, kThreads, Layout<D>::kBytes, stream>>>(q, kv, batch, num_q_heads, scale, out);
 }
 
+/// VORTEX_PREFILL_KERNEL, read once: "simple" -> kSimple, "mma" or unset -> kMma; anything else
+/// warns once and keeps the default.
+CausalKernel env_kernel() {
+  static const CausalKernel k = [] {
+    const char* e = std::getenv("VORTEX_PREFILL_KERNEL");
+    if (e == nullptr || *e == '\0' || std::strcmp(e, "mma") == 0) return CausalKernel::kMma;
+    if (std::strcmp(e, "simple") == 0) return CausalKernel::kSimple;
+    std::fprintf(stderr, "vortex: VORTEX_PREFILL_KERNEL=%s is not mma|simple; using mma\n", e);
+    return CausalKernel::kMma;
+  }();
+  return k;
+}
+
 }  // namespace
 
+bool causal_attention_uses_mma(int32_t head_dim, CausalKernel kernel) {
+  if (kernel == CausalKernel::kAuto) kernel = env_kernel();
+  return kernel == CausalKernel::kMma && detail::causal_mma_supports(head_dim);
+}
+
 void causal_attention(const __nv_bfloat16* q, KVLayerView kv, const CausalAttentionBatch& batch,
-                      int32_t num_q_heads, float scale, __nv_bfloat16* out, cudaStream_t stream) {
+                      int32_t num_q_heads, float scale, __nv_bfloat16* out, cudaStream_t stream,
+                      CausalKernel kernel) {
   VORTEX_CHECK(kv.num_kv_heads > 0 && num_q_heads % kv.num_kv_heads == 0);
   const int32_t G = num_q_heads / kv.num_kv_heads;
   VORTEX_CHECK_MSG(batch.tile_tokens >= 1 && batch.tile_tokens * G <= kCausalTileRows,
                    "causal_attention: tile of " << batch.tile_tokens << " tokens x G " << G
                                                 << " exceeds " << kCausalTileRows << " rows");
   if (batch.num_tiles == 0) return;
+  if (causal_attention_uses_mma(kv.head_dim, kernel)) {
+    detail::causal_attention_mma(q, kv, batch, num_q_heads, scale, out, stream);
+    VORTEX_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
   switch (kv.head_dim) {
     case 64:
       launch<64>(q, kv, batch, num_q_heads, scale, out, stream);
