@@ -10,7 +10,7 @@
 #      GGUF must be in $VORTEX_MODEL_DIR, default build/model) at 2K/4K/8K, dense vs block_topk,
 #      gqa_block_topk, quest and streaming at 1/8 and 1/16 of the context.
 #   tools/gpu/e2e.sh [--bundle DIR] [--out DIR] [--budget S] [--requests N] [--gen-len G]
-#                    [--samples N] [--no-serve] [--no-eval] [--online] [--rates 0.25,0.5]
+#                    [--samples N] [--contexts 2048,4096,8192] [--no-serve] [--no-eval] [--online] [--rates 0.25,0.5]
 # Writes e2e.json (every serving result), eval.json/.md and e2e.log under OUT ($OUT, else
 # ./gpu-e2e): few files, since the device runner returns only a handful.
 set -uo pipefail
@@ -22,6 +22,7 @@ budget=580
 requests=32
 gen_len=16384
 samples=25
+contexts=2048,4096,8192
 serve=1
 do_eval=1
 online=0
@@ -34,6 +35,7 @@ while [ $# -gt 0 ]; do
     --requests) requests="$2"; shift 2 ;;
     --gen-len) gen_len="$2"; shift 2 ;;
     --samples) samples="$2"; shift 2 ;;
+    --contexts) contexts="$2"; shift 2 ;;
     --no-serve) serve=0; shift ;;
     --no-eval) do_eval=0; shift ;;
     --online) online=1; shift ;;
@@ -57,6 +59,13 @@ export VORTEX_MODEL_DIR="${VORTEX_MODEL_DIR:-$(pwd)/build/model}"
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ) git: $(git rev-parse --short=12 HEAD 2>/dev/null)"
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1
 } | tee "$out/e2e.log"
+
+# The engine on the CUDA backend first: the stages below rely on it.
+if [ -x "$bundle/gpu_tests/engine_cuda_backend_test" ]; then
+  echo "== engine_cuda_backend_test" | tee -a "$out/e2e.log"
+  timeout "$(left 120)" "$bundle/gpu_tests/engine_cuda_backend_test" >> "$out/e2e.log" 2>&1
+  echo "exit $?" | tee -a "$out/e2e.log"
+fi
 
 if [ "$serve" = 1 ]; then
   for flow in block_topk quest dense; do
@@ -123,22 +132,36 @@ if [ "$online" = 1 ] && [ "$(left 300)" -ge 120 ]; then
 fi
 
 if [ "$do_eval" = 1 ]; then
-  lim=$(left 600)
   hay="$bundle/data/austen.txt"
   [ -f "$hay.xz" ] && python3 -c 'import lzma,sys; open(sys.argv[2],"wb").write(lzma.open(sys.argv[1]).read())' "$hay.xz" "$hay"
-  if [ "$lim" -lt 60 ]; then
-    echo "eval: skipped, time budget spent" | tee -a "$out/e2e.log"
-  else
-    echo "== eval ($samples samples per task and context)" | tee -a "$out/e2e.log"
+  # One invocation per context length, so a run cut by the budget keeps the lengths it finished.
+  for ctx in ${contexts//,/ }; do
+    lim=$(left 260)
+    if [ "$lim" -lt 60 ]; then echo "eval $ctx: skipped, time budget spent" | tee -a "$out/e2e.log"; continue; fi
+    echo "== eval at $ctx tokens ($samples samples per task)" | tee -a "$out/e2e.log"
+    ppl=""
+    [ "$ctx" = 2048 ] && ppl="--ppl-contexts 2048 --ppl-tokens 128 --ppl-windows 4"
+    # shellcheck disable=SC2086
     timeout "$lim" "$vortex" eval --device cuda --model smollm2-135m \
-      --tasks passkey,niah_single,niah_multikey,vt --contexts 2048,4096,8192 \
+      --tasks passkey,niah_single,niah_multikey,vt --contexts "$ctx" \
       --depths 0.1,0.3,0.5,0.7,0.9 --samples "$samples" --max-tokens 24 \
       --flows dense,block_topk:1/8,block_topk:1/16,gqa_block_topk:1/8,gqa_block_topk:1/16,quest:1/8,quest:1/16,streaming:1/8,streaming:1/16 \
-      --haystack "$hay" --ppl-contexts 2048,8192 --ppl-tokens 128 --ppl-windows 4 --quiet \
-      --json "$out/eval.json" --md "$out/eval.md" >> "$out/e2e.log" 2>&1
+      --haystack "$hay" $ppl --quiet \
+      --json "$out/parts/eval_$ctx.json.eval" --md "$out/parts/eval_$ctx.md" >> "$out/e2e.log" 2>&1
     echo "exit $?" | tee -a "$out/e2e.log"
-  fi
+    [ -f "$out/parts/eval_$ctx.md" ] && cat "$out/parts/eval_$ctx.md" >> "$out/eval.md"
+  done
+  python3 - "$out" <<'PYEOF'
+import glob, json, os, sys
+out = sys.argv[1]
+runs = {}
+for f in sorted(glob.glob(os.path.join(out, "parts", "eval_*.json.eval"))):
+    runs[os.path.basename(f).split(".")[0]] = json.load(open(f))
+if runs:
+    json.dump(runs, open(os.path.join(out, "eval.json"), "w"), indent=1)
+PYEOF
 fi
+
 # One JSON with every serving result (the runner returns only a few files).
 python3 - "$out" <<'PYEOF'
 import glob, json, os, sys
