@@ -74,7 +74,9 @@ def main():
     pb = load(os.path.join(out, "bench", "peers.json")) or {}
     res = kb.get("results", [])
     ceil = kb.get("ceilings", {})
-    summary = {"device": kb.get("device") or pb.get("device"), "git_sha": kb.get("git_sha"),
+    sweep = load(os.path.join(out, "bench", "sweep.json"))
+    summary = {"device": kb.get("device") or pb.get("device") or (sweep or {}).get("device"),
+               "git_sha": kb.get("git_sha") or (sweep or {}).get("git_sha"),
                "tests": tests, "sanitizer": san, "ceilings": ceil, "targets": [], "grid": []}
 
     md = [f"# Vortex GPU check: {summary['device']} (git {summary['git_sha']})", ""]
@@ -108,7 +110,6 @@ def main():
         md.append("")
 
     # Decode sweep (vortex bench decode --contexts ...): tables here, the whole JSON in summary.json.
-    sweep = load(os.path.join(out, "bench", "sweep.json"))
     if sweep:
         summary["decode_sweep"] = sweep
         md += [plot_sweep.markdown(sweep, heading="##").rstrip("\n"), ""]
