@@ -212,7 +212,8 @@ Status run_step_loop(vortex::CudaModel& model, vortex::KVCache& cache,
   std::chrono::steady_clock::time_point t0;
   for (int32_t i = 0; i < total; ++i) {
     if (i == warmup) t0 = std::chrono::steady_clock::now();
-    const ForwardBatch batch = decode_batch(tables, cache, sparse, i == 0 ? first_tokens.data() : nullptr);
+    const ForwardBatch batch =
+        decode_batch(tables, cache, sparse, i == 0 ? first_tokens.data() : nullptr);
     Status s = i == 0 ? model.plan(batch, specs) : model.plan(batch, specs, from_prev);
     if (!s.is_ok()) {
       if (i > 0) {  // drain the step in flight
@@ -267,9 +268,9 @@ struct Roofline {
 };
 
 Roofline decode_roofline(const vortex::ModelConfig& config, int64_t model_weight_bytes, int32_t B,
-                         int32_t L, int32_t P, int32_t warmup, int32_t steps,
-                         int32_t sparse_layers, int64_t selected_pages,
-                         double summary_bytes_per_page_head, double read_gbps) {
+                         int32_t L, int32_t P, int32_t warmup, int32_t steps, int32_t sparse_layers,
+                         int64_t selected_pages, double summary_bytes_per_page_head,
+                         double read_gbps) {
   Roofline r;
   const double ctx_mean = L + warmup + 1 + (steps - 1) / 2.0;  // tokens seen by a measured step
   r.n_pages = std::ceil(ctx_mean / P);
@@ -297,9 +298,10 @@ int32_t count_sparse_layers(int32_t layers, const std::vector<int32_t>& layers_s
 }
 
 /// A synthetic preset (weights generated on the device) or a checkpoint.
-vortex::Expected<std::unique_ptr<vortex::CudaModel>> make_model(
-    const std::string& name, uint64_t seed, const vortex::CudaModelOptions& mo,
-    vortex::ModelConfig* config) {
+vortex::Expected<std::unique_ptr<vortex::CudaModel>> make_model(const std::string& name,
+                                                                uint64_t seed,
+                                                                const vortex::CudaModelOptions& mo,
+                                                                vortex::ModelConfig* config) {
   using namespace vortex;
   if (name.rfind("synthetic:", 0) == 0) {
     VORTEX_ASSIGN_OR_RETURN(*config, synthetic_config(name));
@@ -399,8 +401,8 @@ int run_decode_bench(const DecodeBenchOptions& o) {
   // The step loop, pipelined like the engine: plan + launch N+1, then wait for N.
   StepLoop loop;
   bool usable = true;
-  if (Status s = run_step_loop(*model, *cache, tables, sparse.get(), o.warmup, o.steps, &loop,
-                               &usable);
+  if (Status s =
+          run_step_loop(*model, *cache, tables, sparse.get(), o.warmup, o.steps, &loop, &usable);
       !s.is_ok()) {
     return fail(s, "decode step");
   }
@@ -525,7 +527,6 @@ int run_decode_bench(const DecodeBenchOptions& o) {
   }
   return 0;
 }
-
 
 /// One flow of a sweep: dense, or a sparse flow with one SparseConfig per budget (kept alive as
 /// long as the model, which keys its per-flow state and graphs by the config's address).
@@ -659,7 +660,8 @@ int run_decode_sweep(DecodeBenchOptions o) {
   }
   // Every page gets every flow's summaries once, so any page table over any pages is ready.
   std::vector<int32_t> all_pages(static_cast<size_t>(num_pages));
-  for (int32_t p = 0; p < static_cast<int32_t>(num_pages); ++p) all_pages[static_cast<size_t>(p)] = p;
+  for (int32_t p = 0; p < static_cast<int32_t>(num_pages); ++p)
+    all_pages[static_cast<size_t>(p)] = p;
   for (SweepFlow& f : flows) {
     if (f.dense) continue;
     if (Status s = model->run_cache_flow(*cache, *f.configs.front(), all_pages); !s.is_ok()) {
@@ -680,12 +682,18 @@ int run_decode_sweep(DecodeBenchOptions o) {
       "steps; one model and one KV cache (sized for the largest context) for every point; "
       "budget = pages kept per row and sparse layer (topk_val + bos + eos)";
   j["ceilings"] = {{"read_gbps", *read_bw}};
-  j["config"] = {{"model", config.name},      {"batch", B},
-                 {"page_size", P},            {"contexts", o.contexts},
-                 {"flows", o.flows},          {"budgets", o.budgets},
-                 {"bos", o.bos},              {"eos", o.eos},
-                 {"layers_skip", o.layers_skip}, {"steps", o.steps},
-                 {"warmup", o.warmup},        {"seed", o.seed},
+  j["config"] = {{"model", config.name},
+                 {"batch", B},
+                 {"page_size", P},
+                 {"contexts", o.contexts},
+                 {"flows", o.flows},
+                 {"budgets", o.budgets},
+                 {"bos", o.bos},
+                 {"eos", o.eos},
+                 {"layers_skip", o.layers_skip},
+                 {"steps", o.steps},
+                 {"warmup", o.warmup},
+                 {"seed", o.seed},
                  {"max_context", mo.max_context}};
   nlohmann::json batches = nlohmann::json::object();
   for (int32_t L : o.contexts) batches[std::to_string(L)] = batch_at(L);
@@ -783,9 +791,9 @@ int run_decode_sweep(DecodeBenchOptions o) {
         for (double x : loop.step_ms) sum_step += x;
         for (double x : loop.idle_ms) sum_idle += x;
         const double idle_frac = sum_idle / std::max(1e-9, sum_step + sum_idle);
-        const Roofline rl = decode_roofline(
-            config, model->weight_bytes(), BL, L, P, o.warmup, o.steps, f.sparse_layers,
-            loop.selected_pages, f.summary_bytes_per_page_head, *read_bw);
+        const Roofline rl = decode_roofline(config, model->weight_bytes(), BL, L, P, o.warmup,
+                                            o.steps, f.sparse_layers, loop.selected_pages,
+                                            f.summary_bytes_per_page_head, *read_bw);
         const double tok_s = BL / (step_med * 1e-3);
         const double pct = 100.0 * rl.roof_ms / step_med;
         if (f.dense) dense_tok_s = tok_s;
@@ -825,7 +833,8 @@ int run_decode_sweep(DecodeBenchOptions o) {
       }
     }
   }
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   j["wall_s"] = wall;
   j["complete"] = true;
   if (!write_json()) {
@@ -899,21 +908,26 @@ VORTEX_REGISTER_COMMAND(bench, 60, [](CLI::App& app, int* exit_code) {
   decode->add_option("--seed", opts->seed, "weights and KV seed")->capture_default_str();
   decode->add_option("--json", opts->json, "write the report as JSON here");
   decode->add_flag("--csv", opts->csv, "also print one CSV line (sweep: one per point)");
-  auto* contexts = decode->add_option("--contexts", opts->contexts,
-                                      "sweep: tokens per request, e.g. 4096,8192,16384,32768 "
-                                      "(one process, one model, one KV cache)")
+  auto* contexts = decode
+                       ->add_option("--contexts", opts->contexts,
+                                    "sweep: tokens per request, e.g. 4096,8192,16384,32768 "
+                                    "(one process, one model, one KV cache)")
                        ->delimiter(',');
-  auto* flows = decode->add_option("--flows", opts->flows,
-                                   "sweep: flows, dense once per context (e.g. dense,block_topk,quest)")
-                    ->delimiter(',')
-                    ->capture_default_str();
-  auto* budgets = decode->add_option("--budgets", opts->budgets,
-                                     "sweep: pages kept per row and sparse layer, topk_val + bos + "
-                                     "eos (e.g. 16,32,64,128; default: --topk-val + bos + eos)")
+  auto* flows =
+      decode
+          ->add_option("--flows", opts->flows,
+                       "sweep: flows, dense once per context (e.g. dense,block_topk,quest)")
+          ->delimiter(',')
+          ->capture_default_str();
+  auto* budgets = decode
+                      ->add_option("--budgets", opts->budgets,
+                                   "sweep: pages kept per row and sparse layer, topk_val + bos + "
+                                   "eos (e.g. 16,32,64,128; default: --topk-val + bos + eos)")
                       ->delimiter(',');
-  auto* kv_gib = decode->add_option("--kv-gib", opts->kv_gib,
-                                    "sweep: cap the KV cache at this many GiB (0: what fits; the "
-                                    "batch shrinks at contexts that do not fit)")
+  auto* kv_gib = decode
+                     ->add_option("--kv-gib", opts->kv_gib,
+                                  "sweep: cap the KV cache at this many GiB (0: what fits; the "
+                                  "batch shrinks at contexts that do not fit)")
                      ->capture_default_str();
   contexts->excludes(context)->excludes(flow);
   budgets->excludes(topk);
