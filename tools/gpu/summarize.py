@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Summarizes a tools/gpu/check.sh output folder: test results (gtest JSON), sanitizer verdicts,
-the kernel benchmark against its ceilings and the PyTorch peers, and the issue targets. Writes
-summary.json and summary.md into the folder and prints the Markdown (the summary table last).
+the kernel benchmark against its ceilings and the PyTorch peers, the decode sweep (bench/sweep.json,
+carried whole in summary.json), and the issue targets. Writes summary.json and summary.md into the
+folder and prints the Markdown (the summary table last).
   summarize.py OUT_DIR
 """
 import glob
 import json
 import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import plot_sweep  # noqa: E402 (beside this file)
 
 
 def load(path):
@@ -70,7 +74,9 @@ def main():
     pb = load(os.path.join(out, "bench", "peers.json")) or {}
     res = kb.get("results", [])
     ceil = kb.get("ceilings", {})
-    summary = {"device": kb.get("device") or pb.get("device"), "git_sha": kb.get("git_sha"),
+    sweep = load(os.path.join(out, "bench", "sweep.json"))
+    summary = {"device": kb.get("device") or pb.get("device") or (sweep or {}).get("device"),
+               "git_sha": kb.get("git_sha") or (sweep or {}).get("git_sha"),
                "tests": tests, "sanitizer": san, "ceilings": ceil, "targets": [], "grid": []}
 
     md = [f"# Vortex GPU check: {summary['device']} (git {summary['git_sha']})", ""]
@@ -103,6 +109,11 @@ def main():
                       + (f"{p['median_us']:.1f} | {row['speedup']:.2f}x |" if p else "- | - |"))
         md.append("")
 
+    # Decode sweep (vortex bench decode --contexts ...): tables here, the whole JSON in summary.json.
+    if sweep:
+        summary["decode_sweep"] = sweep
+        md += [plot_sweep.markdown(sweep, heading="##").rstrip("\n"), ""]
+
     def target(name, value, goal, ok, unit=""):
         summary["targets"].append({"target": name, "value": value, "goal": goal, "met": ok})
         v = "n/a" if value is None else (f"{value:.2f}{unit}" if isinstance(value, float) else str(value))
@@ -132,6 +143,14 @@ def main():
     rows.append(target("sparse layer vs dense layer (speed-up)", dv, "report", dv is not None, "x"))
     tk = topk["median_us"] if topk else None
     rows.append(target("top-k 256 rows x 1024 pages, k=30 (us)", tk, "<= 20", tk is not None and tk <= 20))
+    if sweep:
+        pts = sweep.get("points", [])
+        n_ok = sum(1 for p in pts if p.get("error") is None)
+        n_want = len(sweep.get("config", {}).get("contexts", [])) * sum(
+            1 if f == "dense" else len(sweep.get("config", {}).get("budgets", []))
+            for f in sweep.get("config", {}).get("flows", []))
+        rows.append(target("decode sweep points measured", f"{n_ok}/{n_want}", "all",
+                           n_ok == n_want and sweep.get("complete", False)))
     md += ["## Targets", ""] + rows + [""]
 
     with open(os.path.join(out, "summary.json"), "w") as f:
