@@ -258,7 +258,8 @@ Expected<std::unique_ptr<CudaModel>> CudaModel::make(const ModelConfig& config,
   VORTEX_CUDA_RETURN_IF_ERROR(cudaSetDevice(options.device));
   VORTEX_ASSIGN_OR_RETURN(m.owned_stream, detail::CudaStream::create());
   m.stream = m.owned_stream.get();
-  VORTEX_ASSIGN_OR_RETURN(m.gemm, cuda::Gemm::create(*m.alloc));
+  VORTEX_ASSIGN_OR_RETURN(m.gemm,
+                          cuda::Gemm::create(*m.alloc, size_t{32} << 20, options.gemm_autotune));
   const std::string context = "model '" + config.name + "'";
   if (weights != nullptr) {
     auto w = detail::upload_weights(config, *weights, *m.alloc);
