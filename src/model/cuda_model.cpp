@@ -297,6 +297,7 @@ const CudaModelOptions& CudaModel::options() const { return impl_->options; }
 cudaStream_t CudaModel::stream() const { return impl_->stream; }
 int64_t CudaModel::weight_bytes() const { return impl_->weights.bytes; }
 void CudaModel::set_use_graphs(bool on) { impl_->use_graphs = on; }
+void CudaModel::set_selection_hook(SelectionHook hook) { impl_->selection_hook = std::move(hook); }
 int32_t CudaModel::num_graphs() const { return static_cast<int32_t>(impl_->graphs.size()); }
 
 Expected<KVCache> CudaModel::create_kv_cache(const KVCacheConfig& config, int32_t num_pages) const {

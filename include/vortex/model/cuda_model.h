@@ -149,6 +149,10 @@ class CudaModel {
   void set_use_graphs(bool on);
   /// Number of captured decode graphs.
   int32_t num_graphs() const;
+  /// Tests and debugging: `hook` sees every sparse decode range's selection per layer (read back
+  /// from the device; changing it has no effect). While a hook is set, steps run eagerly (no
+  /// graphs) and each sparse layer synchronises the stream. Null removes it.
+  void set_selection_hook(SelectionHook hook);
 
   /// Runs `sparse`'s cache flow over `pages` (host list of physical ids) on every layer where it
   /// keeps aux fields: summaries of pages filled outside forward() (benchmarks, restored caches).
