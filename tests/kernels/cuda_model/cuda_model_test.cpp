@@ -194,6 +194,14 @@ TEST(CudaModel, DeviceGeneratedWeightsEqualUploadedSyntheticWeights) {
     EXPECT_EQ(logits_difference(la, lu2), "") << c.name << ": two models, the same uploaded weights";
     EXPECT_EQ(logits_difference(la, lb), "")
         << c.name << ": device-generated weights differ from synthetic_weights";
+    // Diagnostic only (timing decides it): do two autotuned models with equal weights agree?
+    CudaModelOptions tuned = opt;
+    tuned.gemm_autotune = true;
+    auto t1 = CudaModel::create(c, host, tuned), t2 = CudaModel::create(c, host, tuned);
+    ASSERT_TRUE(t1.has_value() && t2.has_value());
+    const std::string tuned_diff = logits_difference(run(**t1), run(**t2));
+    std::printf("[ autotune ] %s: two autotuned models on equal weights: %s\n", c.name.c_str(),
+                tuned_diff.empty() ? "bitwise equal" : tuned_diff.c_str());
   }
 }
 
