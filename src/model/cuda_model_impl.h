@@ -173,11 +173,11 @@ struct SparseFlow {
 /// A contiguous range of decode rows attended the same way: dense (flow null) or by one flow.
 struct DecodeRange {
   SparseFlow* flow = nullptr;
-  int32_t first = 0;         // first decode row (= chunk index)
-  int32_t count = 0;         // rows, graph padding included
+  int32_t first = 0;           // first decode row (= chunk index)
+  int32_t count = 0;           // rows, graph padding included
   std::vector<size_t> chunks;  // batch index of each real row (graph padding rows have none)
-  int32_t page_offset = 0;   // page_indptr[first]
-  size_t indptr_offset = 0;  // words: CSR of the range rebased to 0 (page_indptr for range 0)
+  int32_t page_offset = 0;     // page_indptr[first]
+  size_t indptr_offset = 0;    // words: CSR of the range rebased to 0 (page_indptr for range 0)
   bool operator==(const DecodeRange& o) const {
     return flow == o.flow && first == o.first && count == o.count;
   }

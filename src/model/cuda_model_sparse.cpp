@@ -281,10 +281,9 @@ Status CudaModel::Impl::report_selection(const detail::DecodeRange& r, int32_t l
   }
   record.selection.sel_indices.resize(static_cast<size_t>(total));
   if (total > 0) {
-    VORTEX_CUDA_RETURN_IF_ERROR(cudaMemcpy(record.selection.sel_indices.data(),
-                                           planner.sel_indices(),
-                                           static_cast<size_t>(total) * sizeof(int32_t),
-                                           cudaMemcpyDeviceToHost));
+    VORTEX_CUDA_RETURN_IF_ERROR(
+        cudaMemcpy(record.selection.sel_indices.data(), planner.sel_indices(),
+                   static_cast<size_t>(total) * sizeof(int32_t), cudaMemcpyDeviceToHost));
   }
   selection_hook(record);
   return Status::ok();

@@ -117,15 +117,15 @@ struct SelectionCompare {
   // deviations, 89% of them by more than 0.25.
   static constexpr double kTieTolerance = 0.25;
 
-  int64_t rows = 0;             // sparse rows compared
-  int64_t chosen = 0;           // middle pages the CPU chose in them
-  int64_t shared = 0;           // of those, chosen by the GPU too
-  int64_t swapped = 0;          // GPU-only pages
-  int64_t beyond = 0;           // GPU-only pages short by more than the tolerance
-  int64_t structural = 0;       // rows whose bos/eos/dense pages or counts differ
-  double worst = 0.0;           // largest shortfall of a GPU-only page, in deviations
-  int64_t step_swaps = 0;       // swaps in the current step
-  std::string detail;           // every differing row
+  int64_t rows = 0;        // sparse rows compared
+  int64_t chosen = 0;      // middle pages the CPU chose in them
+  int64_t shared = 0;      // of those, chosen by the GPU too
+  int64_t swapped = 0;     // GPU-only pages
+  int64_t beyond = 0;      // GPU-only pages short by more than the tolerance
+  int64_t structural = 0;  // rows whose bos/eos/dense pages or counts differ
+  double worst = 0.0;      // largest shortfall of a GPU-only page, in deviations
+  int64_t step_swaps = 0;  // swaps in the current step
+  std::string detail;      // every differing row
 };
 
 /// block_topk's score (as the CPU interpreter computes it) of logical page `page` of a request:
@@ -182,8 +182,8 @@ TEST(CudaModelSparse, BlockTopKDecodeMatchesCpu) {
       auto& heads = gpu_rows[{rec.layer, b}];
       heads.clear();
       for (int32_t h = 0; h < hkv; ++h) {
-        heads.push_back(logical_row(rec.selection, static_cast<int64_t>(i) * hkv + h,
-                                    p.gpu_side.tables[b]));
+        heads.push_back(
+            logical_row(rec.selection, static_cast<int64_t>(i) * hkv + h, p.gpu_side.tables[b]));
       }
     }
   });
@@ -206,8 +206,8 @@ TEST(CudaModelSparse, BlockTopKDecodeMatchesCpu) {
         const std::vector<int32_t>& gpu_l = it->second[static_cast<size_t>(h)];
         const std::string where = "step " + std::to_string(step_now) + " layer " +
                                   std::to_string(rec.layer) + " request " + std::to_string(b) +
-                                  " head " + std::to_string(h) + ": cpu " + list(cpu_l) +
-                                  " gpu " + list(gpu_l);
+                                  " head " + std::to_string(h) + ": cpu " + list(cpu_l) + " gpu " +
+                                  list(gpu_l);
         const bool gpu_valid = std::all_of(gpu_l.begin(), gpu_l.end(),
                                            [n](int32_t page) { return page >= 0 && page < n; });
         for (int32_t page : gpu_valid ? gpu_l : cpu_l) {  // a GPU page outside the row: the CPU's
@@ -216,8 +216,8 @@ TEST(CudaModelSparse, BlockTopKDecodeMatchesCpu) {
         follow.sel_indptr.push_back(static_cast<int32_t>(follow.sel_indices.size()));
         if (!gpu_valid) {
           ++cmp.structural;
-          cmp.detail += "  " + where + " (a GPU page is not one of the row's " +
-                        std::to_string(n) + " pages)\n";
+          cmp.detail += "  " + where + " (a GPU page is not one of the row's " + std::to_string(n) +
+                        " pages)\n";
           continue;
         }
         const bool dense_row = static_cast<int32_t>(cpu_l.size()) >= n;
@@ -232,13 +232,14 @@ TEST(CudaModelSparse, BlockTopKDecodeMatchesCpu) {
         // Middle (candidate) pages; the CPU's scores of every candidate 1 .. n - 2.
         const std::vector<int32_t> cpu_mid(cpu_l.begin() + 1, cpu_l.end() - 1);
         const std::vector<int32_t> gpu_mid(gpu_l.begin() + 1, gpu_l.end() - 1);
-        const float* qh = rec.q.data() + (static_cast<int64_t>(i) * c.num_q_heads +
-                                          static_cast<int64_t>(h) * group) * D;
+        const float* qh =
+            rec.q.data() +
+            (static_cast<int64_t>(i) * c.num_q_heads + static_cast<int64_t>(h) * group) * D;
         std::vector<double> score(static_cast<size_t>(n), 0.0);
         double mean = 0.0, var = 0.0;
         for (int32_t pg = 1; pg + 1 < n; ++pg) {
-          score[static_cast<size_t>(pg)] = cpu_score(*p.cpu_side.cache, rec.layer, table, pg, qh,
-                                                     h, group, D);
+          score[static_cast<size_t>(pg)] =
+              cpu_score(*p.cpu_side.cache, rec.layer, table, pg, qh, h, group, D);
           mean += score[static_cast<size_t>(pg)];
         }
         mean /= n - 2;
@@ -267,8 +268,8 @@ TEST(CudaModelSparse, BlockTopKDecodeMatchesCpu) {
           cmp.worst = std::max(cmp.worst, short_by);
           if (short_by > SelectionCompare::kTieTolerance) ++cmp.beyond;
           why += " page " + std::to_string(pg) + " scores " +
-                 std::to_string(score[static_cast<size_t>(pg)]) + ", " +
-                 std::to_string(short_by) + " sigma below the k-th best;";
+                 std::to_string(score[static_cast<size_t>(pg)]) + ", " + std::to_string(short_by) +
+                 " sigma below the k-th best;";
         }
         if (!why.empty()) {
           cmp.detail += "  " + where + " (sigma " + std::to_string(sigma) + ", k-th best " +
@@ -294,8 +295,7 @@ TEST(CudaModelSparse, BlockTopKDecodeMatchesCpu) {
   };
   for (size_t r = 0; r < 3; ++r) {
     const std::vector<ChunkSpec> chunks = {
-        {r, random_tokens(static_cast<size_t>(lens[r]), V, 50u + static_cast<uint32_t>(r)),
-         true}};
+        {r, random_tokens(static_cast<size_t>(lens[r]), V, 50u + static_cast<uint32_t>(r)), true}};
     p.step(chunks, {&sparse}, &cl, &gl, &cs, &gs);
     own_step(chunks, &ol);
     EXPECT_LT(rel_l2(gl, cl), 2e-2);
@@ -314,8 +314,8 @@ TEST(CudaModelSparse, BlockTopKDecodeMatchesCpu) {
     const double err = rel_l2(gl, cl), err_own = rel_l2(gl, ol);
     trace += "  step " + std::to_string(step) + ": rel L2 " + std::to_string(err) +
              " (CPU on the GPU's pages), " + std::to_string(err_own) +
-             " (CPU on its own pages); GPU-only pages this step " +
-             std::to_string(cmp.step_swaps) + "\n";
+             " (CPU on its own pages); GPU-only pages this step " + std::to_string(cmp.step_swaps) +
+             "\n";
     EXPECT_LT(err, 3e-2) << "step " << step << " (the CPU attends to the GPU's pages)";
     EXPECT_EQ(g1.selected_pages, c1.selected_pages) << "step " << step;
     EXPECT_EQ(g1.candidate_pages, c1.candidate_pages) << "step " << step;
