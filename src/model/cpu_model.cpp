@@ -65,6 +65,7 @@ struct CpuModel::Impl {
   std::vector<float> k, v;              // [T, Hkv * D]
   std::vector<float> proj, mlp_out;     // [T, hidden]
   std::vector<float> gate, up;          // [T, ffn]
+  SelectionHook selection_hook;         // tests: sees (and may replace) sparse selections
 
   Status load_weights();
   Status run_cache_flows(int32_t layer, const detail::StepPlan& plan, const ForwardBatch& batch,
@@ -156,12 +157,38 @@ Status CpuModel::Impl::decode_group(int32_t layer, const std::vector<size_t>& ch
                             std::to_string(selection.sel_indptr.size()) + " offsets for " +
                             std::to_string(rows) + " rows");
     }
-    sel_view = SelectionView{selection.sel_indptr.data(), selection.sel_indices.data(),
-                             static_cast<int32_t>(rows)};
     if (stats != nullptr) {
       stats->selected_pages += selection.selected_pages;
       stats->candidate_pages += selection.candidate_pages;
     }
+    if (selection_hook) {
+      SelectionRecord record;
+      record.layer = layer;
+      record.chunks = chunks;
+      record.q = q_batch;
+      record.selection = std::move(selection);
+      selection_hook(record);
+      selection = std::move(record.selection);
+      if (static_cast<int64_t>(selection.sel_indptr.size()) != rows + 1 ||
+          selection.sel_indptr.front() != 0 ||
+          selection.sel_indptr.back() != static_cast<int32_t>(selection.sel_indices.size())) {
+        return invalid_argument("the selection hook left a malformed selection at layer " +
+                                std::to_string(layer));
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        if (selection.sel_indptr[r + 1] < selection.sel_indptr[r]) {
+          return invalid_argument("the selection hook left a non-monotone sel_indptr");
+        }
+      }
+      for (int32_t page : selection.sel_indices) {
+        if (page < 0 || page >= cache.num_pages()) {
+          return invalid_argument("the selection hook selected page " + std::to_string(page) +
+                                  ", outside the cache");
+        }
+      }
+    }
+    sel_view = SelectionView{selection.sel_indptr.data(), selection.sel_indices.data(),
+                             static_cast<int32_t>(rows)};
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(config.head_dim));
   cpu::paged_decode_attention(q_batch.data(), cache.layer(layer), cache.config().kv_dtype,
@@ -225,6 +252,8 @@ Expected<std::unique_ptr<CpuModel>> CpuModel::create(const ModelConfig& config, 
 }
 
 const ModelConfig& CpuModel::config() const { return impl_->config; }
+
+void CpuModel::set_selection_hook(SelectionHook hook) { impl_->selection_hook = std::move(hook); }
 
 KVCacheConfig CpuModel::kv_cache_config(int32_t page_size, DType kv_dtype,
                                         const std::vector<const flow::SparseConfig*>& flows) const {

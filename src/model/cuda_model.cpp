@@ -258,7 +258,8 @@ Expected<std::unique_ptr<CudaModel>> CudaModel::make(const ModelConfig& config,
   VORTEX_CUDA_RETURN_IF_ERROR(cudaSetDevice(options.device));
   VORTEX_ASSIGN_OR_RETURN(m.owned_stream, detail::CudaStream::create());
   m.stream = m.owned_stream.get();
-  VORTEX_ASSIGN_OR_RETURN(m.gemm, cuda::Gemm::create(*m.alloc));
+  VORTEX_ASSIGN_OR_RETURN(m.gemm,
+                          cuda::Gemm::create(*m.alloc, size_t{32} << 20, options.gemm_autotune));
   const std::string context = "model '" + config.name + "'";
   if (weights != nullptr) {
     auto w = detail::upload_weights(config, *weights, *m.alloc);
@@ -296,6 +297,7 @@ const CudaModelOptions& CudaModel::options() const { return impl_->options; }
 cudaStream_t CudaModel::stream() const { return impl_->stream; }
 int64_t CudaModel::weight_bytes() const { return impl_->weights.bytes; }
 void CudaModel::set_use_graphs(bool on) { impl_->use_graphs = on; }
+void CudaModel::set_selection_hook(SelectionHook hook) { impl_->selection_hook = std::move(hook); }
 int32_t CudaModel::num_graphs() const { return static_cast<int32_t>(impl_->graphs.size()); }
 
 Expected<KVCache> CudaModel::create_kv_cache(const KVCacheConfig& config, int32_t num_pages) const {

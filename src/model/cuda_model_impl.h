@@ -173,10 +173,11 @@ struct SparseFlow {
 /// A contiguous range of decode rows attended the same way: dense (flow null) or by one flow.
 struct DecodeRange {
   SparseFlow* flow = nullptr;
-  int32_t first = 0;         // first decode row (= chunk index)
-  int32_t count = 0;         // rows, graph padding included
-  int32_t page_offset = 0;   // page_indptr[first]
-  size_t indptr_offset = 0;  // words: CSR of the range rebased to 0 (page_indptr for range 0)
+  int32_t first = 0;           // first decode row (= chunk index)
+  int32_t count = 0;           // rows, graph padding included
+  std::vector<size_t> chunks;  // batch index of each real row (graph padding rows have none)
+  int32_t page_offset = 0;     // page_indptr[first]
+  size_t indptr_offset = 0;    // words: CSR of the range rebased to 0 (page_indptr for range 0)
   bool operator==(const DecodeRange& o) const {
     return flow == o.flow && first == o.first && count == o.count;
   }
@@ -309,6 +310,7 @@ struct CudaModel::Impl {
   std::map<GraphKey, detail::CudaGraph> graphs;
   std::vector<int32_t> buckets;
   bool use_graphs = true;
+  SelectionHook selection_hook;  // tests: sees the sparse selections (steps then run eagerly)
 
   // Step pipeline.
   std::vector<detail::PlannedStep> planned;  // at most 2
@@ -326,6 +328,9 @@ struct CudaModel::Impl {
   Expected<gpu::SparsePlanner*> planner_for(size_t range, int32_t chunk_pages);
   Status sparse_attention(const detail::StepShape& s, const KVCache& cache, int32_t layer,
                           gpu::PagedDecodeAttention* op, detail::InflightStep* timing);
+  /// Reads back range `r`'s selection of `layer` and hands it to selection_hook (synchronises).
+  Status report_selection(const detail::DecodeRange& r, int32_t layer,
+                          const gpu::SparsePlanner& planner);
   int32_t bucket_for(int32_t batch) const;
   Status plan_step(const ForwardBatch& batch, std::span<const CudaSampleSpec> samples,
                    std::span<const int32_t> token_from_prev, bool logits_only);

@@ -142,8 +142,8 @@ Status CudaModel::Impl::plan_step(const ForwardBatch& batch,
   const auto decode_rows = static_cast<int32_t>(order.size());
   // Graphs cover decode-only steps whose rows are all attended one way (the common steady
   // state); other steps run eagerly.
-  const bool graph =
-      use_graphs && prefill.empty() && range_flows.size() == 1 && bucket_for(decode_rows) > 0;
+  const bool graph = use_graphs && !selection_hook && prefill.empty() && range_flows.size() == 1 &&
+                     bucket_for(decode_rows) > 0;
   const int32_t rows_pad = graph ? bucket_for(decode_rows) : decode_rows;
   const int32_t pad = rows_pad - decode_rows;
   const int32_t tile_tokens = cuda::causal_tile_tokens(config.group_size());
@@ -279,6 +279,7 @@ Status CudaModel::Impl::plan_step(const ForwardBatch& batch,
     range.count =
         static_cast<int32_t>(range_chunks[k].size()) + (k + 1 == range_flows.size() ? pad : 0);
     range.page_offset = page_indptr[first];
+    range.chunks = range_chunks[k];
     if (k == 0) {
       range.indptr_offset = a.page_indptr;
     } else {

@@ -255,10 +255,37 @@ Status CudaModel::Impl::sparse_attention(const detail::StepShape& s, const KVCac
                                             planner->sel_indptr(), planner->sel_indices(),
                                             planner->sel_capacity(), f->args.bos, f->args.eos,
                                             f->tolerance, stream));
+    if (selection_hook) VORTEX_RETURN_IF_ERROR(report_selection(r, layer, *planner));
     mark(timing, detail::Stage::kAttention);
     const SelectionView sel = planner->selection(r.count);
     VORTEX_RETURN_IF_ERROR(op->run(q_r, kv, pt, &sel, scale, out_r, stream));
   }
+  return Status::ok();
+}
+
+Status CudaModel::Impl::report_selection(const detail::DecodeRange& r, int32_t layer,
+                                         const gpu::SparsePlanner& planner) {
+  const int64_t rows = int64_t{r.count} * config.num_kv_heads;
+  SelectionRecord record;
+  record.layer = layer;
+  record.chunks = r.chunks;
+  record.selection.sel_indptr.resize(static_cast<size_t>(rows + 1));
+  VORTEX_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+  VORTEX_CUDA_RETURN_IF_ERROR(cudaMemcpy(record.selection.sel_indptr.data(), planner.sel_indptr(),
+                                         static_cast<size_t>(rows + 1) * sizeof(int32_t),
+                                         cudaMemcpyDeviceToHost));
+  const int32_t total = record.selection.sel_indptr.back();
+  if (record.selection.sel_indptr.front() != 0 || total < 0 || total > planner.sel_capacity()) {
+    return internal_error("selection read back for the hook is malformed (layer " +
+                          std::to_string(layer) + ")");
+  }
+  record.selection.sel_indices.resize(static_cast<size_t>(total));
+  if (total > 0) {
+    VORTEX_CUDA_RETURN_IF_ERROR(
+        cudaMemcpy(record.selection.sel_indices.data(), planner.sel_indices(),
+                   static_cast<size_t>(total) * sizeof(int32_t), cudaMemcpyDeviceToHost));
+  }
+  selection_hook(record);
   return Status::ok();
 }
 

@@ -34,6 +34,10 @@ class CpuModel {
   /// model: the step's scratch buffers live in the model.
   Status forward(const ForwardBatch& batch, KVCache& cache, float* logits, ForwardStats* stats);
 
+  /// Tests and debugging: `hook` sees every sparse decode group's selection (with its fp32
+  /// queries) per layer and may replace it; the attention uses what it leaves. Null removes it.
+  void set_selection_hook(SelectionHook hook);
+
  private:
   CpuModel();
   struct Impl;

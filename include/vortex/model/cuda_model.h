@@ -35,6 +35,11 @@ struct CudaModelOptions {
   int32_t max_tokens = 8192;  ///< most tokens in one step (the prefill chunk budget)
   int32_t max_context = 0;    ///< 0: the config's max_context (sizes the RoPE table, page lists)
   bool use_graphs = true;     ///< capture and replay decode-only steps per batch-size bucket
+  /// Time the cuBLASLt heuristic's top candidates for skinny GEMM shapes (n <= 512 rows) and keep
+  /// the fastest. The pick depends on timing, so two models (or two runs) may pick different
+  /// algorithms and their logits differ in the last bits. false: the heuristic's first pick, the
+  /// same in every model for a shape, so models with equal weights give bitwise-equal logits.
+  bool gemm_autotune = true;
   /// Decode batch-size buckets (ascending); empty: 1 2 4 8 16 24 32 48 64 96 128 ... max_batch.
   std::vector<int32_t> graph_buckets;
 };
@@ -144,6 +149,10 @@ class CudaModel {
   void set_use_graphs(bool on);
   /// Number of captured decode graphs.
   int32_t num_graphs() const;
+  /// Tests and debugging: `hook` sees every sparse decode range's selection per layer (read back
+  /// from the device; changing it has no effect). While a hook is set, steps run eagerly (no
+  /// graphs) and each sparse layer synchronises the stream. Null removes it.
+  void set_selection_hook(SelectionHook hook);
 
   /// Runs `sparse`'s cache flow over `pages` (host list of physical ids) on every layer where it
   /// keeps aux fields: summaries of pages filled outside forward() (benchmarks, restored caches).

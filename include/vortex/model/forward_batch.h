@@ -2,7 +2,9 @@
 // decode tokens over the paged KV cache — and what comes back.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "vortex/flow/runtime.h"
@@ -30,5 +32,21 @@ struct ForwardStats {
   int64_t candidate_pages = 0;  ///< pages dense attention would have read for the same rows
   int64_t tokens = 0;
 };
+
+/// One sparse decode group's page selection at one layer, for tests and debugging (a backend's
+/// set_selection_hook).
+struct SelectionRecord {
+  int32_t layer = 0;
+  std::vector<size_t> chunks;  ///< batch index of each decode row of the group, in row order
+  /// [rows, H_q, D] the queries the pages were scored with (CpuModel: fp32; CudaModel: empty).
+  std::vector<float> q;
+  /// Rows r * H_kv + h (r indexes `chunks`), physical page ids in attention order (CudaModel
+  /// leaves the counters 0).
+  flow::Selection selection;
+};
+
+/// Called for every sparse decode group and layer after page selection, before its attention.
+/// CpuModel attends to the pages the hook leaves in `selection` (sel_indptr, sel_indices).
+using SelectionHook = std::function<void(SelectionRecord&)>;
 
 }  // namespace vortex

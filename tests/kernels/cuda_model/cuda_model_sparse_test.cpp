@@ -1,15 +1,22 @@
 // GPU tests of CudaModel's sparse decode (block_topk) against CpuModel's on the same bf16-exact
-// weights: the same number of selected pages (the budget decides it), logits within bf16
-// tolerance over decode steps that complete pages (cache flow inside the step), graph replay equal
-// to eager, and a batch mixing dense and sparse requests. Built only with the flow module.
+// weights: the same number of selected pages (the budget decides it), the GPU's selected pages
+// equal to the CPU's up to near-tie scores, logits within bf16 tolerance when the CPU attends to
+// the GPU's pages over decode steps that complete pages (cache flow inside the step), graph replay
+// equal to eager, and a batch mixing dense and sparse requests. Built only with the flow module.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gpu_test_util.h"
 #include "model_pair.h"
 #include "vortex/flow/runtime.h"
+#include "vortex/kvcache/layout.h"
 #include "vortex/model/cuda_model.h"
 
 namespace vortex::testing {
@@ -67,13 +74,88 @@ struct SparsePair {
       a.seqs[i].sparse = sp[i];
       b.seqs[i].sparse = sp[i];
     }
-    const Status s1 = cpu->forward(a, *cpu_side.cache, cpu_logits->data(), cs);
-    ASSERT_TRUE(s1.is_ok()) << s1.to_string();
+    // The GPU first: a CPU selection hook may read the GPU's selections of the same step.
     const Status s2 = gpu->forward(b, *gpu_side.cache, gpu_logits->data(), gs);
     ASSERT_TRUE(s2.is_ok()) << s2.to_string();
+    const Status s1 = cpu->forward(a, *cpu_side.cache, cpu_logits->data(), cs);
+    ASSERT_TRUE(s1.is_ok()) << s1.to_string();
   }
 };
 
+/// Logical index of physical page `phys` in `table`, or -1.
+int32_t logical_page(const PageTable& table, int32_t phys) {
+  const auto& pages = table.pages();
+  const auto it = std::find(pages.begin(), pages.end(), phys);
+  return it == pages.end() ? -1 : static_cast<int32_t>(it - pages.begin());
+}
+
+/// Row `row` of a selection as logical page indices of `table`, in selection order.
+std::vector<int32_t> logical_row(const flow::Selection& s, int64_t row, const PageTable& table) {
+  std::vector<int32_t> out;
+  for (int32_t i = s.sel_indptr[static_cast<size_t>(row)];
+       i < s.sel_indptr[static_cast<size_t>(row) + 1]; ++i) {
+    out.push_back(logical_page(table, s.sel_indices[static_cast<size_t>(i)]));
+  }
+  return out;
+}
+
+std::string list(const std::vector<int32_t>& v) {
+  std::string s = "{";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? " " : "") + std::to_string(v[i]);
+  return s + "}";
+}
+
+/// The GPU's block_topk selections against the CPU's, over a test.
+struct SelectionCompare {
+  // A page the GPU selects and the CPU does not is a near tie when the CPU's own score of it is
+  // at most this many standard deviations (of the row's candidate scores) below the CPU's k-th
+  // best. Calibrated on the CPU with this model, prompts and budget, the CPU re-selecting with a
+  // perturbed q: rounding q to bf16 alone swapped no page in 160 rows; 1% / 3% / 10% relative
+  // noise on every q element swapped 5 / 21 / 67 pages, short by at most 0.05 / 0.14 / 0.40
+  // deviations (each swap moved that step's logits by rel L2 0.05-0.2, the H100's failure);
+  // random picks (a bug: wrong head, page, layer, stale centroid) fall short by a median 1.3
+  // deviations, 89% of them by more than 0.25.
+  static constexpr double kTieTolerance = 0.25;
+
+  int64_t rows = 0;        // sparse rows compared
+  int64_t chosen = 0;      // middle pages the CPU chose in them
+  int64_t shared = 0;      // of those, chosen by the GPU too
+  int64_t swapped = 0;     // GPU-only pages
+  int64_t beyond = 0;      // GPU-only pages short by more than the tolerance
+  int64_t structural = 0;  // rows whose bos/eos/dense pages or counts differ
+  double worst = 0.0;      // largest shortfall of a GPU-only page, in deviations
+  int64_t step_swaps = 0;  // swaps in the current step
+  std::string detail;      // every differing row
+};
+
+/// block_topk's score (as the CPU interpreter computes it) of logical page `page` of a request:
+/// <mean of the G query heads of kv head h, the page's bf16 centroid in the CPU cache>.
+double cpu_score(const KVCache& cache, int32_t layer, const PageTable& table, int32_t page,
+                 const float* q_heads, int32_t h, int32_t group, int32_t dim) {
+  const AuxFieldView av = cache.aux(layer, 0);
+  const auto* cent = static_cast<const uint16_t*>(av.data) +
+                     page_block_offset(table.pages()[static_cast<size_t>(page)], h,
+                                       cache.config().num_kv_heads, int64_t{av.rows} * av.cols);
+  double score = 0.0;
+  for (int32_t d = 0; d < dim; ++d) {
+    double qbar = 0.0;
+    for (int32_t g = 0; g < group; ++g) qbar += q_heads[static_cast<int64_t>(g) * dim + d];
+    score += qbar / group * bf16_to_f32(cent[d]);
+  }
+  return score;
+}
+
+// The CPU picks pages with its fp32 q, the GPU with bf16 q: at near-tie scores they can pick
+// different pages, and one different page of the few selected moves the attention output by far
+// more than bf16 noise (rel L2 0.05-0.11 on the H100 with independent selections). So the test
+// checks the selection and the rest separately:
+//   1. every page the GPU selects and the CPU does not must be a near tie by the CPU's own scores
+//      (SelectionCompare::kTieTolerance), and bos / eos / dense rows must agree exactly;
+//   2. the CPU then attends to the GPU's selection (a selection hook), so the logits comparison
+//      at bf16 tolerance checks cache flow, planner budgets and sparse attention without the
+//      tie-break;
+//   3. a second CPU model keeps its own selection: its distance to the GPU is printed (not
+//      checked) with the step's swaps, to show whether independent selections explain the rest.
 TEST(CudaModelSparse, BlockTopKDecodeMatchesCpu) {
   VORTEX_SKIP_WITHOUT_GPU();
   const ModelConfig c =
@@ -81,28 +163,178 @@ TEST(CudaModelSparse, BlockTopKDecodeMatchesCpu) {
   const flow::SparseConfig sparse = block_topk(4, {0});
   SparsePair p(c, &sparse, 256, 3);
   const auto V = c.vocab_size;
+  const int32_t hkv = c.num_kv_heads, group = c.num_q_heads / c.num_kv_heads, D = c.head_dim;
+
+  // The independent CPU reference (its own selections).
+  auto own = CpuModel::create(c, bf16_exact(synthetic_weights(c, 17).value())).value();
+  Side own_side;
+  own_side.cache.emplace(
+      KVCache::create(own->kv_cache_config(16, DType::kBF16, {&sparse}), 256).value());
+  for (int r = 0; r < 3; ++r) own_side.tables.emplace_back(16);
+
+  // GPU selections of the current step: (layer, batch index) -> per kv head, logical pages.
+  std::map<std::pair<int32_t, size_t>, std::vector<std::vector<int32_t>>> gpu_rows;
+  SelectionCompare cmp;
+  int step_now = -1;
+  p.gpu->set_selection_hook([&](SelectionRecord& rec) {
+    for (size_t i = 0; i < rec.chunks.size(); ++i) {
+      const size_t b = rec.chunks[i];  // batch index = request index in this test
+      auto& heads = gpu_rows[{rec.layer, b}];
+      heads.clear();
+      for (int32_t h = 0; h < hkv; ++h) {
+        heads.push_back(
+            logical_row(rec.selection, static_cast<int64_t>(i) * hkv + h, p.gpu_side.tables[b]));
+      }
+    }
+  });
+  p.cpu->set_selection_hook([&](SelectionRecord& rec) {
+    flow::Selection follow;  // the GPU's selection in CPU page ids
+    follow.sel_indptr.assign(1, 0);
+    for (size_t i = 0; i < rec.chunks.size(); ++i) {
+      const size_t b = rec.chunks[i];
+      const PageTable& table = p.cpu_side.tables[b];
+      const int32_t n = static_cast<int32_t>((table.num_tokens() + 1 + 15) / 16);
+      const auto it = gpu_rows.find({rec.layer, b});
+      if (it == gpu_rows.end() || it->second.size() != static_cast<size_t>(hkv)) {
+        ADD_FAILURE() << "step " << step_now << " layer " << rec.layer << " request " << b
+                      << ": the GPU reported no selection";
+        return;  // the CPU keeps its own selection
+      }
+      for (int32_t h = 0; h < hkv; ++h) {
+        const int64_t row = static_cast<int64_t>(i) * hkv + h;
+        const std::vector<int32_t> cpu_l = logical_row(rec.selection, row, table);
+        const std::vector<int32_t>& gpu_l = it->second[static_cast<size_t>(h)];
+        const std::string where = "step " + std::to_string(step_now) + " layer " +
+                                  std::to_string(rec.layer) + " request " + std::to_string(b) +
+                                  " head " + std::to_string(h) + ": cpu " + list(cpu_l) + " gpu " +
+                                  list(gpu_l);
+        const bool gpu_valid = std::all_of(gpu_l.begin(), gpu_l.end(),
+                                           [n](int32_t page) { return page >= 0 && page < n; });
+        for (int32_t page : gpu_valid ? gpu_l : cpu_l) {  // a GPU page outside the row: the CPU's
+          follow.sel_indices.push_back(table.pages()[static_cast<size_t>(page)]);
+        }
+        follow.sel_indptr.push_back(static_cast<int32_t>(follow.sel_indices.size()));
+        if (!gpu_valid) {
+          ++cmp.structural;
+          cmp.detail += "  " + where + " (a GPU page is not one of the row's " + std::to_string(n) +
+                        " pages)\n";
+          continue;
+        }
+        const bool dense_row = static_cast<int32_t>(cpu_l.size()) >= n;
+        if (cpu_l.size() != gpu_l.size() || dense_row || cpu_l.size() < 2 ||
+            gpu_l.front() != cpu_l.front() || gpu_l.back() != cpu_l.back()) {
+          if (cpu_l != gpu_l) {  // dense rows, counts, bos and eos must agree exactly
+            ++cmp.structural;
+            cmp.detail += "  " + where + " (structural)\n";
+          }
+          continue;
+        }
+        // Middle (candidate) pages; the CPU's scores of every candidate 1 .. n - 2.
+        const std::vector<int32_t> cpu_mid(cpu_l.begin() + 1, cpu_l.end() - 1);
+        const std::vector<int32_t> gpu_mid(gpu_l.begin() + 1, gpu_l.end() - 1);
+        const float* qh =
+            rec.q.data() +
+            (static_cast<int64_t>(i) * c.num_q_heads + static_cast<int64_t>(h) * group) * D;
+        std::vector<double> score(static_cast<size_t>(n), 0.0);
+        double mean = 0.0, var = 0.0;
+        for (int32_t pg = 1; pg + 1 < n; ++pg) {
+          score[static_cast<size_t>(pg)] =
+              cpu_score(*p.cpu_side.cache, rec.layer, table, pg, qh, h, group, D);
+          mean += score[static_cast<size_t>(pg)];
+        }
+        mean /= n - 2;
+        for (int32_t pg = 1; pg + 1 < n; ++pg) {
+          var += (score[static_cast<size_t>(pg)] - mean) * (score[static_cast<size_t>(pg)] - mean);
+        }
+        const double sigma = std::max(std::sqrt(var / (n - 2)), 1e-30);
+        double kth = INFINITY;
+        for (int32_t pg : cpu_mid) kth = std::min(kth, score[static_cast<size_t>(pg)]);
+        ++cmp.rows;
+        cmp.chosen += static_cast<int64_t>(cpu_mid.size());
+        std::string why;
+        for (int32_t pg : gpu_mid) {
+          if (std::find(cpu_mid.begin(), cpu_mid.end(), pg) != cpu_mid.end()) {
+            ++cmp.shared;
+            continue;
+          }
+          ++cmp.swapped;
+          ++cmp.step_swaps;
+          if (pg < 1 || pg + 1 >= n) {  // not even a candidate
+            ++cmp.beyond;
+            why += " page " + std::to_string(pg) + " is no candidate;";
+            continue;
+          }
+          const double short_by = (kth - score[static_cast<size_t>(pg)]) / sigma;
+          cmp.worst = std::max(cmp.worst, short_by);
+          if (short_by > SelectionCompare::kTieTolerance) ++cmp.beyond;
+          why += " page " + std::to_string(pg) + " scores " +
+                 std::to_string(score[static_cast<size_t>(pg)]) + ", " + std::to_string(short_by) +
+                 " sigma below the k-th best;";
+        }
+        if (!why.empty()) {
+          cmp.detail += "  " + where + " (sigma " + std::to_string(sigma) + ", k-th best " +
+                        std::to_string(kth) + "):" + why + "\n";
+        }
+      }
+    }
+    rec.selection = std::move(follow);  // the CPU attends to the GPU's pages
+  });
+
   // Long prompts (prefill is dense), then sparse decode steps crossing page boundaries.
   const std::vector<int32_t> lens = {300, 517, 45};
-  std::vector<float> cl, gl;
+  std::vector<float> cl, gl, ol;
   ForwardStats cs, gs;
   std::vector<int32_t> next(3);
+  auto own_step = [&](const std::vector<ChunkSpec>& chunks, std::vector<float>* logits) {
+    ForwardBatch b = ModelPair::batch_for(own_side, chunks);
+    for (SequenceChunk& s : b.seqs) s.sparse = &sparse;
+    logits->assign(chunks.size() * static_cast<size_t>(V), 0.0f);
+    ForwardStats st;
+    const Status s = own->forward(b, *own_side.cache, logits->data(), &st);
+    EXPECT_TRUE(s.is_ok()) << s.to_string();
+  };
   for (size_t r = 0; r < 3; ++r) {
-    p.step(
-        {{r, random_tokens(static_cast<size_t>(lens[r]), V, 50u + static_cast<uint32_t>(r)), true}},
-        {&sparse}, &cl, &gl, &cs, &gs);
+    const std::vector<ChunkSpec> chunks = {
+        {r, random_tokens(static_cast<size_t>(lens[r]), V, 50u + static_cast<uint32_t>(r)), true}};
+    p.step(chunks, {&sparse}, &cl, &gl, &cs, &gs);
+    own_step(chunks, &ol);
     EXPECT_LT(rel_l2(gl, cl), 2e-2);
     next[r] = argmax(cl.data(), V);
   }
+  std::string trace;  // per step, printed at the end
   for (int step = 0; step < 20; ++step) {
+    step_now = step;
+    cmp.step_swaps = 0;
+    gpu_rows.clear();
+    const std::vector<ChunkSpec> chunks = {
+        {0, {next[0]}, true}, {1, {next[1]}, true}, {2, {next[2]}, true}};
     ForwardStats c1, g1;
-    p.step({{0, {next[0]}, true}, {1, {next[1]}, true}, {2, {next[2]}, true}},
-           {&sparse, &sparse, &sparse}, &cl, &gl, &c1, &g1);
-    EXPECT_LT(rel_l2(gl, cl), 3e-2) << "step " << step;
+    p.step(chunks, {&sparse, &sparse, &sparse}, &cl, &gl, &c1, &g1);
+    own_step(chunks, &ol);
+    const double err = rel_l2(gl, cl), err_own = rel_l2(gl, ol);
+    trace += "  step " + std::to_string(step) + ": rel L2 " + std::to_string(err) +
+             " (CPU on the GPU's pages), " + std::to_string(err_own) +
+             " (CPU on its own pages); GPU-only pages this step " + std::to_string(cmp.step_swaps) +
+             "\n";
+    EXPECT_LT(err, 3e-2) << "step " << step << " (the CPU attends to the GPU's pages)";
     EXPECT_EQ(g1.selected_pages, c1.selected_pages) << "step " << step;
     EXPECT_EQ(g1.candidate_pages, c1.candidate_pages) << "step " << step;
     EXPECT_GT(c1.candidate_pages, c1.selected_pages) << "the budget must make some rows sparse";
     for (size_t r = 0; r < 3; ++r) next[r] = argmax(cl.data() + r * V, V);  // teacher forcing
   }
+  const std::string summary =
+      std::to_string(cmp.rows) + " sparse rows: " + std::to_string(cmp.shared) + " of " +
+      std::to_string(cmp.chosen) + " CPU-chosen pages also chosen by the GPU, " +
+      std::to_string(cmp.swapped) + " GPU-only pages (worst " + std::to_string(cmp.worst) +
+      " sigma below the CPU's k-th best; tolerance " +
+      std::to_string(SelectionCompare::kTieTolerance) + "), " + std::to_string(cmp.structural) +
+      " structural differences\n";
+  std::printf("[ selection ] %s%s", summary.c_str(), trace.c_str());
+  EXPECT_GT(cmp.rows, 0) << "no sparse row was compared";
+  EXPECT_EQ(cmp.structural, 0) << summary << cmp.detail;
+  EXPECT_EQ(cmp.beyond, 0) << summary << cmp.detail;
+  p.cpu->set_selection_hook(nullptr);
+  p.gpu->set_selection_hook(nullptr);
 }
 
 // Flows without hand-written kernels run through the flow compiler's CUDA backend (generated
@@ -139,8 +371,9 @@ TEST(CudaModelSparse, GeneratedFlowsDecodeMatchCpu) {
       ForwardStats c1, g1;
       p.step({{0, {next[0]}, true}, {1, {next[1]}, true}}, {&sparse, &sparse}, &cl, &gl, &c1, &g1);
       // CpuModel scores pages with its fp32 q, the GPU with bf16 q: near-tie pages may differ, so
-      // logits are compared loosely (BlockTopKDecodeMatchesCpu's 3e-2 fails on the H100 for the
-      // hand-written kernels too, bench/results/2026-11-23-h100-check2); the budgets are exact.
+      // with independent selections logits are compared loosely (the hand-written block_topk gave
+      // rel L2 0.05-0.11 that way on the H100, bench/results/2026-11-23-h100-check2;
+      // BlockTopKDecodeMatchesCpu now separates the selection from the rest); budgets are exact.
       EXPECT_LT(rel_l2(gl, cl), 0.2) << name << " step " << step;
       EXPECT_EQ(g1.selected_pages, c1.selected_pages) << name << " step " << step;
       EXPECT_GT(c1.candidate_pages, c1.selected_pages) << name;

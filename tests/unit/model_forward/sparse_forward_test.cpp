@@ -81,6 +81,43 @@ TEST(SparseForward, SmallBudgetAttendsExactlyBudgetPagesPerRow) {
   EXPECT_GT(rel_l2(ls, ld), 1e-4);  // reading 4 of 16 pages changes the result
 }
 
+TEST(SparseForward, SelectionHookSeesTheSelectionAndItsReplacementIsAttended) {
+  const ModelConfig c = synthetic_config("tiny-llama").value();              // 2 layers, 2 KV heads
+  const flow::SparseConfig narrow = sparse_config("block_topk", 2, 4, {0});  // budget 2 + 1 + 1
+  ModelHarness dense(c, 5, 4, DType::kF32, 64), sparse(c, 5, 4, DType::kF32, 64, {&narrow});
+  const auto prompt = random_tokens(61, c.vocab_size, 6);
+  PageTable pd(4), ps(4);
+  dense.prefill(pd, prompt, 61);
+  sparse.prefill(ps, prompt, 61, &narrow);
+  int calls = 0;
+  sparse.model->set_selection_hook([&](SelectionRecord& rec) {
+    ++calls;
+    EXPECT_EQ(rec.layer, 1);  // layer 0 is dense
+    EXPECT_EQ(rec.chunks, std::vector<size_t>{0});
+    EXPECT_EQ(rec.q.size(), static_cast<size_t>(c.num_q_heads * c.head_dim));
+    ASSERT_EQ(rec.selection.sel_indptr.size(), static_cast<size_t>(c.num_kv_heads + 1));
+    // 62 tokens -> 16 pages: bos, two chosen, and the partial last page, per row.
+    const auto& pages = ps.pages();
+    flow::Selection all;  // every page of the request, in order: what dense attention reads
+    all.sel_indptr.assign(1, 0);
+    for (int32_t h = 0; h < c.num_kv_heads; ++h) {
+      const int32_t b = rec.selection.sel_indptr[static_cast<size_t>(h)];
+      const int32_t e = rec.selection.sel_indptr[static_cast<size_t>(h) + 1];
+      ASSERT_EQ(e - b, 4);
+      EXPECT_EQ(rec.selection.sel_indices[static_cast<size_t>(b)], pages[0]);
+      EXPECT_EQ(rec.selection.sel_indices[static_cast<size_t>(e) - 1], pages[15]);
+      for (int32_t i = 0; i < 16; ++i) all.sel_indices.push_back(pages[static_cast<size_t>(i)]);
+      all.sel_indptr.push_back(static_cast<int32_t>(all.sel_indices.size()));
+    }
+    rec.selection = std::move(all);
+  });
+  const auto ld = dense.decode(pd, 9), ls = sparse.decode(ps, 9, &narrow);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(sparse.stats.selected_pages, 2 * 4);  // counted before the hook
+  EXPECT_EQ(ls, ld);  // attending every page in order is dense attention, bit for bit
+  sparse.model->set_selection_hook(nullptr);
+}
+
 TEST(SparseForward, GeneratorGreedyTokensEqualDenseWhenTheBudgetCoversTheContext) {
   auto g = Generator::load("synthetic:tiny-qwen2").value();
   SamplingParams s;

@@ -19,9 +19,14 @@ namespace vortex::cuda {
 /// one per stream.
 class Gemm {
  public:
-  /// Creates the handle and a `workspace_bytes` workspace on `alloc`'s device.
+  /// Creates the handle and a `workspace_bytes` workspace on `alloc`'s device. `autotune` false:
+  /// every shape takes the cuBLASLt heuristic's first pick (no timing), so two Gemm objects plan
+  /// the same algorithm for the same shape and alignment and give bitwise-equal products; true:
+  /// skinny shapes are timed (see matmul/prepare), and the pick can differ between objects and
+  /// runs.
   static Expected<std::unique_ptr<Gemm>> create(Allocator& alloc,
-                                                size_t workspace_bytes = size_t{32} << 20);
+                                                size_t workspace_bytes = size_t{32} << 20,
+                                                bool autotune = true);
   ~Gemm();
   Gemm(const Gemm&) = delete;
   Gemm& operator=(const Gemm&) = delete;

@@ -10,9 +10,16 @@
 //   3. otherwise w_i = exp((l_i - max) / T); keep the tokens whose logit is >= the k-th largest
 //      (top_k > 0; ties kept), then the smallest upper set of those whose mass is >= top_p of
 //      theirs (top_p < 1), then those with w_i >= min_p (min_p > 0);
-//   4. draw r from Philox4x32-10 (key = seed, counter = (offset, 0, 0, 0)) and return the kept
-//      token where the running mass in vocabulary order first exceeds r mod (kept mass).
-// Masses are w_i rounded to multiples of 2^-26 (tokens below ~1.5e-8 of the max have mass 0).
+//   4. draw x = philox_draw(seed, offset) (Philox4x32-10, key = seed, counter = (offset, 0, 0, 0)),
+//      scale it to r = floor(x * M / 2^64) (the high 64 bits of the 128-bit product), M = the kept
+//      mass, and return the kept token where the running mass in vocabulary order (ascending token
+//      id) first exceeds r.
+// Masses are w_i rounded to multiples of 2^-26 (tokens below ~1.5e-8 of the max have mass 0), so M
+// and the running sums are exact integers. Scaling (rather than x mod M) makes the draw stable
+// under a last-bit difference of exp (device expf vs a host reference): M and the running sums move
+// by a few units, so r moves by as few and only a draw that close to a token boundary changes.
+// This is not the CPU Sampler's convention (model/sampler.h: a stateful mt19937_64 stream and
+// cumulation in descending probability), so the two backends draw different tokens for one seed.
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -83,6 +83,7 @@ struct Gemm::Impl {
 
   LtHandle handle;
   Buffer workspace;
+  bool autotune = true;  // time skinny shapes' candidates (false: the heuristic's first pick)
   std::map<Key, std::unique_ptr<Plan>> plans;
 
   /// Index of the fastest of `found` heuristic candidates on `ops` (three timed runs each, after
@@ -161,7 +162,7 @@ struct Gemm::Impl {
     // graph is being captured).
     constexpr int kCandidates = 8;
     constexpr int64_t kTunedRows = 512;
-    bool tune = ops != nullptr && n <= kTunedRows;
+    bool tune = autotune && ops != nullptr && n <= kTunedRows;
     if (tune) {
       cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
       tune = cudaStreamIsCapturing(ops->stream, &capture) == cudaSuccess &&
@@ -191,8 +192,10 @@ struct Gemm::Impl {
 Gemm::Gemm() : impl_(std::make_unique<Impl>()) {}
 Gemm::~Gemm() = default;
 
-Expected<std::unique_ptr<Gemm>> Gemm::create(Allocator& alloc, size_t workspace_bytes) {
+Expected<std::unique_ptr<Gemm>> Gemm::create(Allocator& alloc, size_t workspace_bytes,
+                                             bool autotune) {
   std::unique_ptr<Gemm> g(new Gemm());
+  g->impl_->autotune = autotune;
   VORTEX_LT_RETURN_IF_ERROR(cublasLtCreate(g->impl_->handle.out()));
   VORTEX_ASSIGN_OR_RETURN(g->impl_->workspace, Buffer::allocate(alloc, workspace_bytes));
   return g;

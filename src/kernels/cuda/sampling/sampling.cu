@@ -1,7 +1,8 @@
 // cuda::sample_tokens: one 1024-thread block per logits row. Greedy rows take one argmax pass.
 // Sampled rows find the top-k and top-p thresholds by radix select over order-preserving 32-bit
 // keys of the logits (8-bit digits, shared-memory histograms of counts or fixed-point masses,
-// warp-aggregated atomics), then draw in vocabulary order with a block-wide prefix sum.
+// warp-aggregated atomics), then draw in vocabulary order with a block-wide prefix sum: the Philox
+// draw scaled to the kept mass by a 64x64 -> high-64 multiply (see sampling.h).
 #include <cuda_runtime.h>
 
 #include <climits>
@@ -292,7 +293,10 @@ __global__ void __launch_bounds__(kThreads)
     }
     return;
   }
-  const unsigned long long target = philox(p.seed, p.offset) % total;
+  // r = floor(u * total) with u = draw / 2^64: a kept mass that differs by a few units (expf
+  // rounding) moves r by at most as many, so only draws that land that close to a boundary change.
+  // (draw % total would map the same draw to an unrelated r whenever the total differs at all.)
+  const unsigned long long target = __umul64hi(philox(p.seed, p.offset), total);
   if (own > 0 && target >= before && target < before + own) {
     unsigned long long acc = before;
     for (int32_t i = begin; i < end; ++i) {
