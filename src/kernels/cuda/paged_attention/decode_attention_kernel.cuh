@@ -452,7 +452,8 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
   constexpr int kLpt = Tr::kLanesPerToken, kSt = Tr::kStageTokens, kS = Tr::kStages;
   constexpr int kNw = Tr::kWarps;
   extern __shared__ __align__(16) unsigned char smem[];
-  __shared__ int last_arrival;
+  // Set by thread 0 once every thread is done reading the merge scratch, where it lives.
+  volatile int* last_arrival = reinterpret_cast<int*>(smem + Tr::kPipeBytes);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int chunk = lane % kLpt, tsub = lane / kLpt;
 
@@ -530,24 +531,26 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
     const int64_t slot = static_cast<int64_t>(blockIdx.x) + cs.row;
     combine_warps<D, G, T>(p, cs.ri, slot, cs.whole, m, l, o, smem);
     if (!cs.whole) {
-      // The last CTA to finish this row combines its slots (threadFenceReduction pattern).
-      __threadfence();
+      // The last CTA to finish this row combines its slots: the CTA's partial stores are ordered
+      // before thread 0's arrival by the barrier and its fence (cooperative-groups grid sync
+      // pattern); the merging CTA fences after seeing the count and reads through L2.
       __syncthreads();
-      const int64_t per = per_cta;
-      const int64_t c0 = first_cta(cs.ri, per), c1 = last_cta(cs.ri, per);
+      const int64_t c0 = first_cta(cs.ri, per_cta), c1 = last_cta(cs.ri, per_cta);
       if (threadIdx.x == 0) {
+        __threadfence();
         const int32_t prev = atomicAdd(p.arrivals + cs.row, 1);
         const bool last = prev == static_cast<int32_t>(c1 - c0);
-        if (last) atomicExch(p.arrivals + cs.row, 0);  // ready for the next launch
-        last_arrival = last ? 1 : 0;
+        if (last) {
+          atomicExch(p.arrivals + cs.row, 0);  // ready for the next launch
+          __threadfence();
+        }
+        *last_arrival = last ? 1 : 0;
       }
       __syncthreads();
-      if (last_arrival != 0) {
-        __threadfence();
+      if (*last_arrival != 0)
         merge_slots<T>(p, cs.ri, cs.row, c0, c1, G, D, threadIdx.x, Tr::kThreads);
-      }
     }
-    __syncthreads();  // the merge scratch (and last_arrival) are reused by the next segment
+    __syncthreads();  // the merge scratch (and the flag in it) is reused by the next segment
     if (!next_segment<kSt, kNw>(p, a, e, warp, cs)) break;
   }
 }

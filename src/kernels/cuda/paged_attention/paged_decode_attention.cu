@@ -144,6 +144,9 @@ Expected<PagedDecodeAttention> PagedDecodeAttention::create(const DecodeAttentio
       cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, c.device));
   VORTEX_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
       main_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, ks.smem_bytes));
+  // All of the unified L1/shared memory as shared memory: the residency below assumes it.
+  VORTEX_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
+      main_kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
   int per_sm = 0;
   VORTEX_CUDA_RETURN_IF_ERROR(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
       &per_sm, main_kernel, ks.threads, ks.smem_bytes));
