@@ -17,8 +17,14 @@ constexpr int32_t kPage = 16, kDim = 128, kHkv = 8;
 
 using gpu::DecodeSchedule;
 
-gpu::PagedDecodeAttention make_op(int32_t h_q, int32_t batch, DecodeSchedule sched) {
-  gpu::DecodeAttentionConfig c{h_q, kHkv, kDim, kPage, DType::kBF16, batch, 0, sched};
+/// A schedule and grid size to time (waves 0: the default).
+struct Variant {
+  DecodeSchedule sched = DecodeSchedule::kDefault;
+  int32_t waves = 0;
+};
+
+gpu::PagedDecodeAttention make_op(int32_t h_q, int32_t batch, Variant v) {
+  gpu::DecodeAttentionConfig c{h_q, kHkv, kDim, kPage, DType::kBF16, batch, 0, v.sched, v.waves};
   auto op = gpu::PagedDecodeAttention::create(c);
   if (!op.has_value()) {
     std::fprintf(stderr, "vortex bench: %s\n", op.status().to_string().c_str());
@@ -36,7 +42,7 @@ int calls_per_group(double bytes, int copies, double gbps) {
 
 /// One dense point, timed for each schedule of `scheds` on the same fixture.
 void dense_case(const Options& o, Report& r, cudaStream_t s, int32_t h_q, int32_t batch,
-                int32_t len, const std::vector<DecodeSchedule>& scheds) {
+                int32_t len, const std::vector<Variant>& variants) {
   const int32_t pages = len / kPage;
   const double one = 2.0 * batch * pages * kHkv * static_cast<double>(kPage) * kDim * 2;
   const int copies = rotation_copies(static_cast<size_t>(one), 4 * r.ceilings.l2_bytes, 64);
@@ -44,8 +50,8 @@ void dense_case(const Options& o, Report& r, cudaStream_t s, int32_t h_q, int32_
   DeviceVec<uint16_t> q(static_cast<size_t>(batch) * h_q * kDim), out(q.size());
   fill_random_bf16(q.data(), q.size(), 5, s);
   const float scale = 1.f / std::sqrt(static_cast<float>(kDim));
-  for (DecodeSchedule sched : scheds) {
-    const gpu::PagedDecodeAttention op = make_op(h_q, batch, sched);
+  for (const Variant& v : variants) {
+    const gpu::PagedDecodeAttention op = make_op(h_q, batch, v);
     const Stats st = time_calls(
         s, 3, o.quick ? 5 : 15, calls_per_group(one, copies, r.ceilings.read_gbps), [&](int i) {
           const Status e = op.run(q.data(), f.kv(), f.table(i), nullptr, scale, out.data(), s);
@@ -69,7 +75,7 @@ void dense_case(const Options& o, Report& r, cudaStream_t s, int32_t h_q, int32_
 }
 
 void sparse_case(const Options& o, Report& r, cudaStream_t s,
-                 const std::vector<DecodeSchedule>& scheds) {
+                 const std::vector<Variant>& variants) {
   const int32_t batch = 32, len = 16384, pages = len / kPage, h_q = 16, selected = 32;
   PagedFixture f(batch, pages, kHkv, kDim, kPage, 1, false, 99);
   const int32_t rows = batch * kHkv;
@@ -100,8 +106,8 @@ void sparse_case(const Options& o, Report& r, cudaStream_t s,
   DeviceVec<uint16_t> q(static_cast<size_t>(batch) * h_q * kDim), out(q.size());
   fill_random_bf16(q.data(), q.size(), 6, s);
   const double bytes = 2.0 * rows * selected * static_cast<double>(kPage) * kDim * 2;
-  for (DecodeSchedule sched : scheds) {
-    const gpu::PagedDecodeAttention op = make_op(h_q, batch, sched);
+  for (const Variant& v : variants) {
+    const gpu::PagedDecodeAttention op = make_op(h_q, batch, v);
     const Stats stt = time_calls(s, 3, o.quick ? 5 : 15, 64, [&](int i) {
       const SelectionView sel{sel_indptr.data(), sel_indices[i % sets].data(), rows};
       const Status e = op.run(q.data(), f.kv(), f.table(0), &sel, 0.088f, out.data(), s);
@@ -132,8 +138,13 @@ void run_attention_benches(const Options& o, Report& r) {
       o.quick ? std::vector<int32_t>{1, 32} : std::vector<int32_t>{1, 8, 32, 64};
   const std::vector<int32_t> lens =
       o.quick ? std::vector<int32_t>{1024, 16384} : std::vector<int32_t>{1024, 4096, 16384, 32768};
-  const std::vector<DecodeSchedule> both = {DecodeSchedule::kSplitMerge, DecodeSchedule::kStream};
-  const std::vector<DecodeSchedule> dflt = {DecodeSchedule::kDefault};
+  // A/B: the earlier schedule, the stream schedule (one persistent wave), and the stream
+  // schedule over 2 and 4 waves of smaller ranges.
+  const std::vector<Variant> both = {{DecodeSchedule::kSplitMerge, 1},
+                                     {DecodeSchedule::kStream, 1},
+                                     {DecodeSchedule::kStream, 2},
+                                     {DecodeSchedule::kStream, 4}};
+  const std::vector<Variant> dflt = {Variant{}};
   // The short-row cases first (the A/B that matters most, in case a run is cut short).
   sparse_case(o, r, s, both);
   for (int32_t b : batches) {

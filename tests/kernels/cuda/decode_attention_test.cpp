@@ -177,12 +177,22 @@ struct DeviceProblem {
   }
 };
 
-constexpr DecodeSchedule kSchedules[] = {DecodeSchedule::kSplitMerge, DecodeSchedule::kStream};
+/// A schedule and grid size (waves > 1: more CTAs than resident slots, smaller ranges).
+struct Variant {
+  DecodeSchedule sched = DecodeSchedule::kDefault;
+  int32_t waves = 0;
+};
+constexpr Variant kSchedules[] = {
+    {DecodeSchedule::kSplitMerge, 1}, {DecodeSchedule::kStream, 1}, {DecodeSchedule::kStream, 3}};
 
-DecodeAttentionConfig config_for(const Problem& p,
-                                 DecodeSchedule sched = DecodeSchedule::kDefault) {
+std::string variant_name(Variant v) {
+  return std::string(decode_schedule_name(v.sched)) + " x" + std::to_string(v.waves);
+}
+
+DecodeAttentionConfig config_for(const Problem& p, Variant v = {}) {
   DecodeAttentionConfig c;
-  c.schedule = sched;
+  c.schedule = v.sched;
+  c.waves = v.waves;
   c.num_q_heads = p.h_q;
   c.num_kv_heads = p.h_kv;
   c.head_dim = p.dim;
@@ -193,9 +203,8 @@ DecodeAttentionConfig config_for(const Problem& p,
 }
 
 /// Runs the GPU kernel once (poisoned output) and returns the output.
-std::vector<double> run_gpu(const Problem& p, bool use_sel, float scale,
-                            DecodeSchedule sched = DecodeSchedule::kDefault) {
-  auto op = PagedDecodeAttention::create(config_for(p, sched));
+std::vector<double> run_gpu(const Problem& p, bool use_sel, float scale, Variant v = {}) {
+  auto op = PagedDecodeAttention::create(config_for(p, v));
   VORTEX_CHECK_OK(op.status());
   DeviceProblem dp(p);
   dp.poison_out();
@@ -240,9 +249,9 @@ void check_case(const Problem& p, bool use_sel, const std::string& what) {
   const std::vector<double> cpu_ref = cpu_reference(p, use_sel, scale);
 #endif
   std::vector<double> first;
-  for (DecodeSchedule sched : kSchedules) {
-    const std::string tag = what + " [" + decode_schedule_name(sched) + "]";
-    const std::vector<double> got = run_gpu(p, use_sel, scale, sched);
+  for (Variant v : kSchedules) {
+    const std::string tag = what + " [" + variant_name(v) + "]";
+    const std::vector<double> got = run_gpu(p, use_sel, scale, v);
     EXPECT_LE(gpu_test::rel_l2(got, ref), tolerance(p.io)) << tag;
 #if defined(VORTEX_HAVE_CPU_PAGED_ATTENTION)
     EXPECT_LE(gpu_test::rel_l2(got, cpu_ref), tolerance(p.io))
@@ -251,8 +260,9 @@ void check_case(const Problem& p, bool use_sel, const std::string& what) {
     if (first.empty()) {
       first = got;
     } else {
-      // Bitwise equal in practice; a contraction choice of the compiler may move one ulp.
-      EXPECT_LE(gpu_test::rel_l2(got, first), p.io == DType::kF32 ? 1e-6 : 2e-3)
+      // Same grid: bitwise equal in practice (a contraction choice of the compiler may move one
+      // ulp); another grid splits rows elsewhere, so only rounding differs.
+      EXPECT_LE(gpu_test::rel_l2(got, first), p.io == DType::kF32 ? 1e-5 : 4e-3)
           << tag << " vs split_merge";
     }
   }
@@ -336,14 +346,13 @@ TEST(PagedDecodeAttention, EmptyRequestsGiveZeros) {
   VORTEX_REQUIRE_GPU();
   std::mt19937_64 rng(11);
   Problem p = make_problem({40, 0, 300, 0}, 64, 2, 2, 32, DType::kF32, rng);
-  for (DecodeSchedule sched : kSchedules) {
-    const std::vector<double> got = run_gpu(p, false, 0.125f, sched);
-    EXPECT_LE(gpu_test::rel_l2(got, reference(p, false, 0.125)), 1e-4)
-        << decode_schedule_name(sched);
+  for (Variant v : kSchedules) {
+    const std::vector<double> got = run_gpu(p, false, 0.125f, v);
+    EXPECT_LE(gpu_test::rel_l2(got, reference(p, false, 0.125)), 1e-4) << variant_name(v);
     for (int32_t b : {1, 3}) {
       for (int32_t i = 0; i < p.h_q * p.dim; ++i) {
         ASSERT_EQ(got[static_cast<size_t>(b) * p.h_q * p.dim + i], 0.0)
-            << "request " << b << " " << decode_schedule_name(sched);
+            << "request " << b << " " << variant_name(v);
       }
     }
   }
@@ -354,12 +363,12 @@ TEST(PagedDecodeAttention, FullSelectionIsBitwiseDense) {
   std::mt19937_64 rng(21);
   Problem p = make_problem(random_lens(rng, 7, 5000), 128, 2, 8, 16, DType::kF32, rng);
   make_selection(p, 1.0, rng);
-  for (DecodeSchedule sched : kSchedules) {
-    const std::vector<double> dense = run_gpu(p, false, 0.088f, sched);
-    const std::vector<double> sparse = run_gpu(p, true, 0.088f, sched);
+  for (Variant v : kSchedules) {
+    const std::vector<double> dense = run_gpu(p, false, 0.088f, v);
+    const std::vector<double> sparse = run_gpu(p, true, 0.088f, v);
     ASSERT_EQ(dense.size(), sparse.size());
     for (size_t i = 0; i < dense.size(); ++i) {
-      ASSERT_EQ(dense[i], sparse[i]) << "element " << i << " " << decode_schedule_name(sched);
+      ASSERT_EQ(dense[i], sparse[i]) << "element " << i << " " << variant_name(v);
     }
   }
 }
@@ -420,7 +429,7 @@ TEST(PagedDecodeAttention, BackToBackRunsOfOneOp) {
   VORTEX_REQUIRE_GPU();
   std::mt19937_64 rng(45);
   Problem p = make_problem(std::vector<int32_t>(16, 2000), 128, 2, 8, 16, DType::kF32, rng);
-  auto op = PagedDecodeAttention::create(config_for(p, DecodeSchedule::kStream));
+  auto op = PagedDecodeAttention::create(config_for(p, {DecodeSchedule::kStream, 2}));
   ASSERT_TRUE(op.has_value()) << op.status().to_string();
   EXPECT_EQ(op->launch().launches, 1);
   for (int run = 0; run < 4; ++run) {
@@ -447,9 +456,9 @@ TEST(PagedDecodeAttention, GraphReplayFollowsNewLengths) {
   // The cache holds requests of 3000 tokens; the captured batch first sees short prefixes, then
   // longer ones: only the device-side page table changes between replays.
   Problem full = make_problem({3000, 3000, 3000}, 128, 2, 2, 16, DType::kBF16, rng);
-  for (DecodeSchedule sched : kSchedules) {
+  for (Variant v : kSchedules) {
     DeviceProblem dp(full);
-    auto op = PagedDecodeAttention::create(config_for(full, sched));
+    auto op = PagedDecodeAttention::create(config_for(full, v));
     ASSERT_TRUE(op.has_value()) << op.status().to_string();
     cudaStream_t stream;
     VORTEX_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
@@ -482,8 +491,7 @@ TEST(PagedDecodeAttention, GraphReplayFollowsNewLengths) {
       VORTEX_CUDA_CHECK(cudaGraphLaunch(exec, stream));
       VORTEX_CUDA_CHECK(cudaStreamSynchronize(stream));
       EXPECT_LE(gpu_test::rel_l2(dp.download_out(), reference(p, false, 0.09)), 6e-3)
-          << "lengths " << lens[0] << "," << lens[1] << "," << lens[2] << " "
-          << decode_schedule_name(sched);
+          << "lengths " << lens[0] << "," << lens[1] << "," << lens[2] << " " << variant_name(v);
     }
     VORTEX_CUDA_CHECK(cudaGraphExecDestroy(exec));
     VORTEX_CUDA_CHECK(cudaGraphDestroy(graph));

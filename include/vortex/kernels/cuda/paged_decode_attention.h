@@ -41,11 +41,15 @@ struct DecodeAttentionConfig {
   int32_t max_batch = 0;          ///< largest B that run() will see (sizes the partial buffers)
   int32_t device = 0;             ///< CUDA device ordinal
   DecodeSchedule schedule = DecodeSchedule::kDefault;
+  /// CTAs per resident slot: 1 = one persistent wave; k > 1 cuts the rows into k times more,
+  /// smaller ranges that the hardware scheduler hands to whichever SM frees a slot first
+  /// (balances the end of short problems). 0 = VORTEX_ATTN_WAVES, else 1.
+  int32_t waves = 0;
 };
 
 /// Launch geometry chosen by create(), for reports and tuning.
 struct DecodeAttentionLaunch {
-  int32_t num_ctas = 0;  ///< persistent grid: SMs x resident CTAs per SM
+  int32_t num_ctas = 0;  ///< grid: SMs x resident CTAs per SM x waves
   int32_t ctas_per_sm = 0;
   int32_t threads_per_cta = 0;
   int32_t smem_bytes = 0;         ///< dynamic shared memory per CTA
@@ -53,6 +57,7 @@ struct DecodeAttentionLaunch {
   int32_t stage_tokens = 0;       ///< tokens per warp pipeline stage
   DecodeSchedule schedule = DecodeSchedule::kStream;  ///< resolved (never kDefault)
   int32_t launches = 0;                               ///< kernels per run()
+  int32_t waves = 1;                                  ///< resolved config.waves
 };
 
 class PagedDecodeAttention {

@@ -249,25 +249,41 @@ __device__ __forceinline__ void combine_warps(const Params& p, const RowInfo& ri
 }
 
 /// Log-sum-exp combination of the partial slots c0 + row .. c1 + row of a split row into `out`,
-/// by the threads [t0, t0 + nt) (partials read through L2: other CTAs wrote them in this launch).
+/// by the threads [t0, t0 + nt): one pass with a running max, 8 slots' loads in flight at a time
+/// (partials read through L2: other CTAs wrote them in this launch).
 template <typename T>
 __device__ __forceinline__ void merge_slots(const Params& p, const RowInfo& ri, int32_t row,
                                             int64_t c0, int64_t c1, int G, int D, int t0, int nt) {
+  constexpr int kBatch = 8;
   T* out = static_cast<T*>(p.out) +
            (static_cast<int64_t>(ri.batch_index) * p.num_q_heads + ri.kv_head * G) * D;
   for (int idx = t0; idx < G * D; idx += nt) {
     const int g = idx / D, d = idx % D;
-    float mx = kNegInf;
-#pragma unroll 4
-    for (int64_t c = c0; c <= c1; ++c) mx = fmaxf(mx, __ldcg(p.partial_lse + (c + row) * G + g));
-    float lsum = 0.f, osum = 0.f;
-    if (mx != kNegInf) {
-#pragma unroll 4
-      for (int64_t c = c0; c <= c1; ++c) {
-        const float f = detail::fast_exp2(__ldcg(p.partial_lse + (c + row) * G + g) - mx);
-        lsum += f;
-        osum += f * __ldcg(p.partial_o + ((c + row) * G + g) * D + d);
+    float mx = kNegInf, lsum = 0.f, osum = 0.f;
+    for (int64_t cb = c0; cb <= c1; cb += kBatch) {
+      float lse[kBatch], ov[kBatch];
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const int64_t slot = cb + u + row;
+        const bool ok = cb + u <= c1;
+        lse[u] = ok ? __ldcg(p.partial_lse + slot * G + g) : kNegInf;
+        ov[u] = ok ? __ldcg(p.partial_o + (slot * G + g) * D + d) : 0.f;
       }
+      float bm = lse[0];
+#pragma unroll
+      for (int u = 1; u < kBatch; ++u) bm = fmaxf(bm, lse[u]);
+      const float nm = fmaxf(mx, bm);
+      if (nm == kNegInf) continue;
+      const float alpha = detail::fast_exp2(mx - nm);  // 0 while mx is -inf
+      lsum *= alpha;
+      osum *= alpha;
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const float f = detail::fast_exp2(lse[u] - nm);
+        lsum += f;
+        osum += f * ov[u];
+      }
+      mx = nm;
     }
     detail::store_elem(out + idx, lsum > 0.f ? osum / lsum : 0.f);
   }
@@ -415,6 +431,17 @@ __device__ __forceinline__ void load_segment(const Params& p, int32_t row, int64
   s.live = true;
 }
 
+/// Arrival on a per-row counter with release semantics at GPU scope; returns the old count.
+__device__ __forceinline__ int32_t arrive_release(int32_t* counter) {
+  int32_t old;
+  asm volatile("atom.release.gpu.global.add.s32 %0, [%1], 1;"
+               : "=r"(old)
+               : "l"(counter)
+               : "memory");
+  return old;
+}
+__device__ __forceinline__ void acquire_fence() { asm volatile("fence.acq_rel.gpu;" ::: "memory"); }
+
 /// Moves `s` to the next row with pages inside [a, e) (the walk of attention_kernel, skipping
 /// rows without pages); returns false (and s.live = false) when the range is done.
 template <int kSt, int kNw>
@@ -430,17 +457,22 @@ __device__ __forceinline__ bool next_segment(const Params& p, int64_t a, int64_t
   }
 }
 
-/// Zeros the output of the rows without pages among blockIdx.x + k * gridDim.x (one warp a row).
+/// Pages of row r (the row's n, without the rest of row_info).
+__device__ __forceinline__ int32_t row_pages(const RowSpace& s, int32_t r) {
+  if (s.sel_indptr != nullptr) return s.sel_indptr[r + 1] - s.sel_indptr[r];
+  const int32_t b = r / s.num_kv_heads;
+  return s.page_indptr[b + 1] - s.page_indptr[b];
+}
+
+/// Zeros the output of the rows without pages among row0 + k * stride (one warp; `pages0` is the
+/// page count of row0, loaded by the caller ahead of time).
 template <int D, int G, typename T>
-__device__ __forceinline__ void zero_empty_rows(const Params& p) {
-  constexpr int kNw = Traits<D, G>::kWarps;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  for (int32_t row = blockIdx.x + warp * gridDim.x; row < p.num_rows;
-       row += kNw * static_cast<int32_t>(gridDim.x)) {
-    const RowInfo ri = row_info(p.rows, row);
-    if (ri.num_pages != 0) continue;
-    T* out = static_cast<T*>(p.out) +
-             (static_cast<int64_t>(ri.batch_index) * p.num_q_heads + ri.kv_head * G) * D;
+__device__ __forceinline__ void zero_empty_rows(const Params& p, int32_t row0, int32_t pages0,
+                                                int32_t stride, int lane) {
+  for (int32_t row = row0; row < p.num_rows; row += stride) {
+    if ((row == row0 ? pages0 : row_pages(p.rows, row)) != 0) continue;
+    const int32_t b = row / p.rows.num_kv_heads, h = row - b * p.rows.num_kv_heads;
+    T* out = static_cast<T*>(p.out) + (static_cast<int64_t>(b) * p.num_q_heads + h * G) * D;
     for (int idx = lane; idx < G * D; idx += 32) detail::store_elem(out + idx, 0.f);
   }
 }
@@ -457,13 +489,18 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int chunk = lane % kLpt, tsub = lane / kLpt;
 
-  // Independent loads first: the first search step, the total, the empty-row pass.
+  // Independent loads first: the first search step, the total, and the page count of the first
+  // row this warp checks for the empty-row pass (done at the end, off the critical path).
   const int64_t key0 = first_probe_key(p.rows, lane);
   const int64_t total = row_space_total(p.rows);
-  zero_empty_rows<D, G, T>(p);
+  const int32_t zrow = blockIdx.x + warp * gridDim.x, zstride = kNw * gridDim.x;
+  const int32_t zpages = zrow < p.num_rows ? row_pages(p.rows, zrow) : 1;
   const int64_t per_cta = pages_per_cta(total, p.num_ctas, p.min_pages);
   const int64_t a = static_cast<int64_t>(blockIdx.x) * per_cta;
-  if (a >= total) return;
+  if (a >= total) {
+    zero_empty_rows<D, G, T>(p, zrow, zpages, zstride, lane);
+    return;
+  }
   const int64_t e = a + per_cta < total ? a + per_cta : total;
 
   const int log2p = p.rows.log2_page;
@@ -487,24 +524,44 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
   auto stage_tok0 = [&](const Segment& s, int32_t i) {
     return s.tok_begin + (warp + i * kNw) * kSt;
   };
+  // Page ids of this warp's first kS - 1 stages of the first segment, loaded together (the
+  // stream below loads each id one stage ahead; a chain of dependent loads at the start would
+  // leave this CTA idle while the others' data already loads the memory system).
+  int32_t first_pages[kS - 1];
+#pragma unroll
+  for (int s = 0; s < kS - 1; ++s) {
+    first_pages[s] = s < cs.n ? __ldg(cs.ri.pages + (stage_tok0(cs, s) >> log2p)) : 0;
+  }
   settle();
-  int32_t next_page = is.live ? __ldg(is.ri.pages + (stage_tok0(is, ij) >> log2p)) : 0;
+  int32_t next_page = 0;
   uint32_t issued = 0;
+  // Issues the stage at the cursor with page id `page`, then moves the cursor on.
+  auto issue_at = [&](int32_t page) {
+    const int64_t head_off = is.ri.kv_head * head_elems + chunk * 8;
+    issue_stage<D, G>(wsm + (issued % kS) * Tr::kStageBytes, p.k + head_off, p.v + head_off,
+                      page_elems, page, stage_tok0(is, ij), is.tok_end, page_mask, lane, tsub);
+    ++issued;
+    ++ij;
+    settle();
+  };
   auto issue_next = [&]() {
     if (is.live) {
-      const int64_t head_off = is.ri.kv_head * head_elems + chunk * 8;
-      issue_stage<D, G>(wsm + (issued % kS) * Tr::kStageBytes, p.k + head_off, p.v + head_off,
-                        page_elems, next_page, stage_tok0(is, ij), is.tok_end, page_mask, lane,
-                        tsub);
-      ++issued;
-      ++ij;
-      settle();
+      issue_at(next_page);
       if (is.live) next_page = __ldg(is.ri.pages + (stage_tok0(is, ij) >> log2p));
     }
     detail::cp_async_commit();  // empty groups keep the group count uniform
   };
-#pragma unroll 1
-  for (int s = 0; s < kS - 1; ++s) issue_next();
+  // Prologue: kS - 1 stages; while the cursor is in the first segment its ids are at hand.
+#pragma unroll
+  for (int s = 0; s < kS - 1; ++s) {
+    if (is.live) {
+      const int32_t page =
+          s < cs.n ? first_pages[s] : __ldg(is.ri.pages + (stage_tok0(is, ij) >> log2p));
+      issue_at(page);
+    }
+    detail::cp_async_commit();
+  }
+  if (is.live) next_page = __ldg(is.ri.pages + (stage_tok0(is, ij) >> log2p));
 
   uint32_t consumed = 0;
   for (;;) {
@@ -532,17 +589,16 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
     combine_warps<D, G, T>(p, cs.ri, slot, cs.whole, m, l, o, smem);
     if (!cs.whole) {
       // The last CTA to finish this row combines its slots: the CTA's partial stores are ordered
-      // before thread 0's arrival by the barrier and its fence (cooperative-groups grid sync
-      // pattern); the merging CTA fences after seeing the count and reads through L2.
+      // before thread 0's release arrival by the barrier; the merging CTA acquires after seeing
+      // the count, then its threads (ordered by the barrier) read the slots through L2.
       __syncthreads();
       const int64_t c0 = first_cta(cs.ri, per_cta), c1 = last_cta(cs.ri, per_cta);
       if (threadIdx.x == 0) {
-        __threadfence();
-        const int32_t prev = atomicAdd(p.arrivals + cs.row, 1);
+        const int32_t prev = arrive_release(p.arrivals + cs.row);
         const bool last = prev == static_cast<int32_t>(c1 - c0);
         if (last) {
-          atomicExch(p.arrivals + cs.row, 0);  // ready for the next launch
-          __threadfence();
+          acquire_fence();
+          p.arrivals[cs.row] = 0;  // ready for the next launch (stream-ordered)
         }
         *last_arrival = last ? 1 : 0;
       }
@@ -553,6 +609,7 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
     __syncthreads();  // the merge scratch (and the flag in it) is reused by the next segment
     if (!next_segment<kSt, kNw>(p, a, e, warp, cs)) break;
   }
+  zero_empty_rows<D, G, T>(p, zrow, zpages, zstride, lane);
 }
 
 }  // namespace vortex::gpu::decode
