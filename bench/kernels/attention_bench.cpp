@@ -17,14 +17,16 @@ constexpr int32_t kPage = 16, kDim = 128, kHkv = 8;
 
 using gpu::DecodeSchedule;
 
-/// A schedule and grid size to time (waves 0: the default).
+/// A schedule and grid size to time (ctas_per_sm 0: as many as fit).
 struct Variant {
   DecodeSchedule sched = DecodeSchedule::kDefault;
-  int32_t waves = 0;
+  int32_t ctas_per_sm = 0;
 };
 
 gpu::PagedDecodeAttention make_op(int32_t h_q, int32_t batch, Variant v) {
-  gpu::DecodeAttentionConfig c{h_q, kHkv, kDim, kPage, DType::kBF16, batch, 0, v.sched, v.waves};
+  gpu::DecodeAttentionConfig c{h_q, kHkv, kDim, kPage, DType::kBF16, batch, 0};
+  c.schedule = v.sched;
+  c.ctas_per_sm = v.ctas_per_sm;
   auto op = gpu::PagedDecodeAttention::create(c);
   if (!op.has_value()) {
     std::fprintf(stderr, "vortex bench: %s\n", op.status().to_string().c_str());
@@ -67,9 +69,9 @@ void dense_case(const Options& o, Report& r, cudaStream_t s, int32_t h_q, int32_
                                  {"P", kPage},
                                  {"copies", copies},
                                  {"ctas", op.launch().num_ctas},
+                                 {"ctas_per_sm", op.launch().ctas_per_sm},
                                  {"sched", gpu::decode_schedule_name(op.launch().schedule)}},
                                 st, bytes);
-    rec["ctas_per_sm"] = op.launch().ctas_per_sm;
     rec["launches"] = op.launch().launches;
   }
 }
@@ -122,6 +124,7 @@ void sparse_case(const Options& o, Report& r, cudaStream_t s,
                                  {"P", kPage},
                                  {"selected_pages", selected},
                                  {"selection_sets", sets},
+                                 {"ctas_per_sm", op.launch().ctas_per_sm},
                                  {"sched", gpu::decode_schedule_name(op.launch().schedule)}},
                                 stt, bytes);
     rec["ctas"] = op.launch().num_ctas;
@@ -138,12 +141,12 @@ void run_attention_benches(const Options& o, Report& r) {
       o.quick ? std::vector<int32_t>{1, 32} : std::vector<int32_t>{1, 8, 32, 64};
   const std::vector<int32_t> lens =
       o.quick ? std::vector<int32_t>{1024, 16384} : std::vector<int32_t>{1024, 4096, 16384, 32768};
-  // A/B: the earlier schedule, the stream schedule (one persistent wave), and the stream
-  // schedule over 2 and 4 waves of smaller ranges.
-  const std::vector<Variant> both = {{DecodeSchedule::kSplitMerge, 1},
-                                     {DecodeSchedule::kStream, 1},
+  // A/B: the earlier schedule, the stream schedule, and the stream schedule over fewer CTAs
+  // per SM (fewer bytes in flight, longer ranges).
+  const std::vector<Variant> both = {{DecodeSchedule::kSplitMerge, 0},
+                                     {DecodeSchedule::kStream, 0},
                                      {DecodeSchedule::kStream, 2},
-                                     {DecodeSchedule::kStream, 4}};
+                                     {DecodeSchedule::kStream, 1}};
   const std::vector<Variant> dflt = {Variant{}};
   // The short-row cases first (the A/B that matters most, in case a run is cut short).
   sparse_case(o, r, s, both);

@@ -177,22 +177,22 @@ struct DeviceProblem {
   }
 };
 
-/// A schedule and grid size (waves > 1: more CTAs than resident slots, smaller ranges).
+/// A schedule and grid size (ctas_per_sm 0: as many as fit; 1: a smaller grid, longer ranges).
 struct Variant {
   DecodeSchedule sched = DecodeSchedule::kDefault;
-  int32_t waves = 0;
+  int32_t ctas_per_sm = 0;
 };
 constexpr Variant kSchedules[] = {
-    {DecodeSchedule::kSplitMerge, 1}, {DecodeSchedule::kStream, 1}, {DecodeSchedule::kStream, 3}};
+    {DecodeSchedule::kSplitMerge, 0}, {DecodeSchedule::kStream, 0}, {DecodeSchedule::kStream, 1}};
 
 std::string variant_name(Variant v) {
-  return std::string(decode_schedule_name(v.sched)) + " x" + std::to_string(v.waves);
+  return std::string(decode_schedule_name(v.sched)) + " ctas/SM " + std::to_string(v.ctas_per_sm);
 }
 
 DecodeAttentionConfig config_for(const Problem& p, Variant v = {}) {
   DecodeAttentionConfig c;
   c.schedule = v.sched;
-  c.waves = v.waves;
+  c.ctas_per_sm = v.ctas_per_sm;
   c.num_q_heads = p.h_q;
   c.num_kv_heads = p.h_kv;
   c.head_dim = p.dim;

@@ -41,23 +41,22 @@ struct DecodeAttentionConfig {
   int32_t max_batch = 0;          ///< largest B that run() will see (sizes the partial buffers)
   int32_t device = 0;             ///< CUDA device ordinal
   DecodeSchedule schedule = DecodeSchedule::kDefault;
-  /// CTAs per resident slot: 1 = one persistent wave; k > 1 cuts the rows into k times more,
-  /// smaller ranges that the hardware scheduler hands to whichever SM frees a slot first
-  /// (balances the end of short problems). 0 = VORTEX_ATTN_WAVES, else 1.
-  int32_t waves = 0;
+  /// CTAs of the persistent grid per SM: 0 = as many as fit (VORTEX_ATTN_CTAS_PER_SM overrides),
+  /// k > 0 = min(k, as many as fit). Fewer CTAs keep fewer bytes in flight (shorter queues at
+  /// the memory, a shorter tail on short problems) and give each CTA longer ranges.
+  int32_t ctas_per_sm = 0;
 };
 
 /// Launch geometry chosen by create(), for reports and tuning.
 struct DecodeAttentionLaunch {
-  int32_t num_ctas = 0;  ///< grid: SMs x resident CTAs per SM x waves
-  int32_t ctas_per_sm = 0;
+  int32_t num_ctas = 0;     ///< persistent grid: SMs x ctas_per_sm
+  int32_t ctas_per_sm = 0;  ///< used (at most what fits)
   int32_t threads_per_cta = 0;
   int32_t smem_bytes = 0;         ///< dynamic shared memory per CTA
   int32_t min_pages_per_cta = 0;  ///< lower bound of W (short batches use fewer CTAs)
   int32_t stage_tokens = 0;       ///< tokens per warp pipeline stage
   DecodeSchedule schedule = DecodeSchedule::kStream;  ///< resolved (never kDefault)
   int32_t launches = 0;                               ///< kernels per run()
-  int32_t waves = 1;                                  ///< resolved config.waves
 };
 
 class PagedDecodeAttention {

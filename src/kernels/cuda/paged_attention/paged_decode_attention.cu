@@ -89,13 +89,13 @@ DecodeSchedule default_decode_schedule() {
 }
 
 namespace {
-int32_t default_waves() {
-  static const int32_t w = [] {
-    const char* env = std::getenv("VORTEX_ATTN_WAVES");
+int32_t default_ctas_per_sm() {
+  static const int32_t k = [] {
+    const char* env = std::getenv("VORTEX_ATTN_CTAS_PER_SM");
     const int v = env != nullptr ? std::atoi(env) : 0;
-    return v >= 1 && v <= 16 ? v : 1;
+    return v >= 1 && v <= 64 ? v : 0;
   }();
-  return w;
+  return k;
 }
 }  // namespace
 
@@ -136,10 +136,7 @@ Expected<PagedDecodeAttention> PagedDecodeAttention::create(const DecodeAttentio
   if (c.max_batch <= 0) return invalid_argument(where + "max_batch must be positive");
   const DecodeSchedule sched =
       c.schedule == DecodeSchedule::kDefault ? default_decode_schedule() : c.schedule;
-  const int32_t waves = c.waves == 0 ? default_waves() : c.waves;
-  if (waves < 1 || waves > 16) {
-    return invalid_argument(where + "waves " + std::to_string(c.waves) + " outside [0, 16]");
-  }
+  if (c.ctas_per_sm < 0) return invalid_argument(where + "ctas_per_sm must be >= 0");
   if (sched != DecodeSchedule::kSplitMerge && sched != DecodeSchedule::kStream) {
     return invalid_argument(where + "unknown schedule " +
                             std::to_string(static_cast<int32_t>(c.schedule)));
@@ -169,9 +166,10 @@ Expected<PagedDecodeAttention> PagedDecodeAttention::create(const DecodeAttentio
 
   PagedDecodeAttention op;
   op.config_ = c;
+  const int32_t want = c.ctas_per_sm > 0 ? c.ctas_per_sm : default_ctas_per_sm();
+  if (want > 0 && want < per_sm) per_sm = want;
   op.launch_.ctas_per_sm = per_sm;
-  op.launch_.num_ctas = sms * per_sm * waves;
-  op.launch_.waves = waves;
+  op.launch_.num_ctas = sms * per_sm;
   op.launch_.threads_per_cta = ks.threads;
   op.launch_.smem_bytes = ks.smem_bytes;
   op.launch_.min_pages_per_cta = c.page_size >= 64 ? 1 : 64 / c.page_size;
