@@ -70,9 +70,11 @@ void dense_case(const Options& o, Report& r, cudaStream_t s, int32_t h_q, int32_
                                  {"copies", copies},
                                  {"ctas", op.launch().num_ctas},
                                  {"ctas_per_sm", op.launch().ctas_per_sm},
+                                 {"grid", v.ctas_per_sm == 0 ? "auto" : "pinned"},
                                  {"sched", gpu::decode_schedule_name(op.launch().schedule)}},
                                 st, bytes);
     rec["launches"] = op.launch().launches;
+    rec["reduced_ctas"] = op.launch().reduced_ctas;
   }
 }
 
@@ -125,10 +127,12 @@ void sparse_case(const Options& o, Report& r, cudaStream_t s,
                                  {"selected_pages", selected},
                                  {"selection_sets", sets},
                                  {"ctas_per_sm", op.launch().ctas_per_sm},
+                                 {"grid", v.ctas_per_sm == 0 ? "auto" : "pinned"},
                                  {"sched", gpu::decode_schedule_name(op.launch().schedule)}},
                                 stt, bytes);
     rec["ctas"] = op.launch().num_ctas;
     rec["launches"] = op.launch().launches;
+    rec["reduced_ctas"] = op.launch().reduced_ctas;
   }
 }
 
@@ -141,12 +145,12 @@ void run_attention_benches(const Options& o, Report& r) {
       o.quick ? std::vector<int32_t>{1, 32} : std::vector<int32_t>{1, 8, 32, 64};
   const std::vector<int32_t> lens =
       o.quick ? std::vector<int32_t>{1024, 16384} : std::vector<int32_t>{1024, 4096, 16384, 32768};
-  // A/B: the earlier schedule, the stream schedule, and the stream schedule over fewer CTAs
-  // per SM (fewer bytes in flight, longer ranges).
+  // A/B: the earlier schedule, the stream schedule as configured by default (3 CTAs per SM,
+  // 2 for short problems), and the stream schedule pinned at 3 and at 2 CTAs per SM.
   const std::vector<Variant> both = {{DecodeSchedule::kSplitMerge, 0},
                                      {DecodeSchedule::kStream, 0},
-                                     {DecodeSchedule::kStream, 2},
-                                     {DecodeSchedule::kStream, 1}};
+                                     {DecodeSchedule::kStream, 3},
+                                     {DecodeSchedule::kStream, 2}};
   const std::vector<Variant> dflt = {Variant{}};
   // The short-row cases first (the A/B that matters most, in case a run is cut short).
   sparse_case(o, r, s, both);

@@ -41,7 +41,9 @@ struct Params {
   int32_t num_rows = 0;  // B * H_kv
   int32_t num_ctas = 0;  // grid size of the attention kernel
   int32_t min_pages = 1;
-  float scale_log2 = 0.f;  // softmax scale * log2(e)
+  int32_t reduced_ctas = 0;  // kStream: stream_pages_per_cta
+  int64_t reduce_below = 0;  // kStream: stream_pages_per_cta
+  float scale_log2 = 0.f;    // softmax scale * log2(e)
 };
 
 template <int D, int G>
@@ -495,7 +497,8 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
   const int64_t total = row_space_total(p.rows);
   const int32_t zrow = blockIdx.x + warp * gridDim.x, zstride = kNw * gridDim.x;
   const int32_t zpages = zrow < p.num_rows ? row_pages(p.rows, zrow) : 1;
-  const int64_t per_cta = pages_per_cta(total, p.num_ctas, p.min_pages);
+  const int64_t per_cta =
+      stream_pages_per_cta(total, p.num_ctas, p.reduced_ctas, p.reduce_below, p.min_pages);
   const int64_t a = static_cast<int64_t>(blockIdx.x) * per_cta;
   if (a >= total) {
     zero_empty_rows<D, G, T>(p, zrow, zpages, zstride, lane);
@@ -510,17 +513,10 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
   unsigned char* wsm = smem + warp * (kS * Tr::kStageBytes);
 
   // Two walks over the same segments: `cs` computes, `is` issues up to kS - 1 stages ahead of it
-  // (across segment ends); stage number k of this warp lives in ring slot k % kS.
+  // (across segment ends); stage number k of this warp lives in ring slot k % kS. The issue side
+  // keeps its segment's pointers and next token in registers (entered once per segment).
   Segment cs;
   load_segment<kSt, kNw>(p, find_row(p.rows, a, lane, key0), a, e, warp, cs);
-  Segment is = cs;
-  int32_t ij = 0;  // next stage of `is` (this warp's numbering)
-  auto settle = [&]() {
-    while (is.live && ij >= is.n) {
-      next_segment<kSt, kNw>(p, a, e, warp, is);
-      ij = 0;
-    }
-  };
   auto stage_tok0 = [&](const Segment& s, int32_t i) {
     return s.tok_begin + (warp + i * kNw) * kSt;
   };
@@ -532,36 +528,51 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
   for (int s = 0; s < kS - 1; ++s) {
     first_pages[s] = s < cs.n ? __ldg(cs.ri.pages + (stage_tok0(cs, s) >> log2p)) : 0;
   }
+  Segment is = cs;
+  const int32_t* i_pages = nullptr;
+  const __nv_bfloat16* i_k = nullptr;
+  const __nv_bfloat16* i_v = nullptr;
+  int32_t i_tok = 0, i_left = 0;  // next stage's first token, this warp's stages left
+  auto enter = [&]() {
+    const int64_t head_off = is.ri.kv_head * head_elems + chunk * 8;
+    i_pages = is.ri.pages;
+    i_k = p.k + head_off;
+    i_v = p.v + head_off;
+    i_tok = is.tok_begin + warp * kSt;
+    i_left = is.n;
+  };
+  auto settle = [&]() {
+    while (is.live && i_left == 0) {
+      if (next_segment<kSt, kNw>(p, a, e, warp, is)) enter();
+    }
+  };
+  enter();
   settle();
   int32_t next_page = 0;
   uint32_t issued = 0;
   // Issues the stage at the cursor with page id `page`, then moves the cursor on.
   auto issue_at = [&](int32_t page) {
-    const int64_t head_off = is.ri.kv_head * head_elems + chunk * 8;
-    issue_stage<D, G>(wsm + (issued % kS) * Tr::kStageBytes, p.k + head_off, p.v + head_off,
-                      page_elems, page, stage_tok0(is, ij), is.tok_end, page_mask, lane, tsub);
+    issue_stage<D, G>(wsm + (issued % kS) * Tr::kStageBytes, i_k, i_v, page_elems, page, i_tok,
+                      is.tok_end, page_mask, lane, tsub);
     ++issued;
-    ++ij;
+    i_tok += kNw * kSt;
+    --i_left;
     settle();
   };
   auto issue_next = [&]() {
     if (is.live) {
       issue_at(next_page);
-      if (is.live) next_page = __ldg(is.ri.pages + (stage_tok0(is, ij) >> log2p));
+      if (is.live) next_page = __ldg(i_pages + (i_tok >> log2p));
     }
     detail::cp_async_commit();  // empty groups keep the group count uniform
   };
   // Prologue: kS - 1 stages; while the cursor is in the first segment its ids are at hand.
 #pragma unroll
   for (int s = 0; s < kS - 1; ++s) {
-    if (is.live) {
-      const int32_t page =
-          s < cs.n ? first_pages[s] : __ldg(is.ri.pages + (stage_tok0(is, ij) >> log2p));
-      issue_at(page);
-    }
+    if (is.live) issue_at(s < cs.n ? first_pages[s] : __ldg(i_pages + (i_tok >> log2p)));
     detail::cp_async_commit();
   }
-  if (is.live) next_page = __ldg(is.ri.pages + (stage_tok0(is, ij) >> log2p));
+  if (is.live) next_page = __ldg(i_pages + (i_tok >> log2p));
 
   uint32_t consumed = 0;
   for (;;) {

@@ -3,6 +3,7 @@
 // kSplitMerge, one for kStream).
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -170,6 +171,12 @@ Expected<PagedDecodeAttention> PagedDecodeAttention::create(const DecodeAttentio
   if (want > 0 && want < per_sm) per_sm = want;
   op.launch_.ctas_per_sm = per_sm;
   op.launch_.num_ctas = sms * per_sm;
+  if (want == 0 && sched == DecodeSchedule::kStream && per_sm > 2) {
+    // Measured on H200 (vortex_kernel_bench, qwen3-1.7b shape): 2 CTAs per SM beat 3 by 15%
+    // on 32-page selections and 5% at B=32 L=1K, while 3 stay ahead at B=32 L=16K.
+    op.launch_.reduced_ctas = sms * 2;
+    op.launch_.reduce_below = std::max(1, 4096 / c.page_size);
+  }
   op.launch_.threads_per_cta = ks.threads;
   op.launch_.smem_bytes = ks.smem_bytes;
   op.launch_.min_pages_per_cta = c.page_size >= 64 ? 1 : 64 / c.page_size;
@@ -240,6 +247,8 @@ Status PagedDecodeAttention::run(const void* q, const KVLayerView& kv, const Pag
   p.num_rows = rows;
   p.num_ctas = launch_.num_ctas;
   p.min_pages = launch_.min_pages_per_cta;
+  p.reduced_ctas = launch_.reduced_ctas;
+  p.reduce_below = launch_.reduce_below;
   p.scale_log2 = scale * 1.4426950408889634f;
 
   void* attn_args[] = {&p};
