@@ -74,7 +74,6 @@ void dense_case(const Options& o, Report& r, cudaStream_t s, int32_t h_q, int32_
                                  {"sched", gpu::decode_schedule_name(op.launch().schedule)}},
                                 st, bytes);
     rec["launches"] = op.launch().launches;
-    rec["reduced_ctas"] = op.launch().reduced_ctas;
   }
 }
 
@@ -126,13 +125,12 @@ void sparse_case(const Options& o, Report& r, cudaStream_t s,
                                  {"P", kPage},
                                  {"selected_pages", selected},
                                  {"selection_sets", sets},
-                                 {"ctas_per_sm", op.launch().ctas_per_sm},
+                                 {"ctas_per_sm", op.launch().selection_ctas_per_sm},
                                  {"grid", v.ctas_per_sm == 0 ? "auto" : "pinned"},
                                  {"sched", gpu::decode_schedule_name(op.launch().schedule)}},
                                 stt, bytes);
-    rec["ctas"] = op.launch().num_ctas;
+    rec["ctas"] = op.launch().selection_ctas;
     rec["launches"] = op.launch().launches;
-    rec["reduced_ctas"] = op.launch().reduced_ctas;
   }
 }
 

@@ -57,13 +57,10 @@ RowSpace space_of(const Csr& c, int32_t h_kv) {
   return s;
 }
 
-/// Simulates a grid of num_ctas CTAs over ranges of W pages (W: pages_per_cta of the grid, or
-/// `w_override` when positive, as kStream's reduced ranges are).
-void check_schedule(const RowSpace& s, int32_t num_ctas, int32_t min_pages,
-                    int64_t w_override = 0) {
+void check_schedule(const RowSpace& s, int32_t num_ctas, int32_t min_pages) {
   const int32_t rows = s.batch * s.num_kv_heads;
   const int64_t total = row_space_total(s);
-  const int64_t w = w_override > 0 ? w_override : pages_per_cta(total, num_ctas, min_pages);
+  const int64_t w = pages_per_cta(total, num_ctas, min_pages);
   std::map<std::pair<int32_t, int32_t>, int> covered;  // (row, page) -> times
   std::map<int32_t, std::set<int64_t>> touched;        // row -> CTAs
   std::map<int32_t, int> whole;                        // row -> whole-row segments
@@ -134,27 +131,6 @@ TEST(DecodeSchedule, SelectionRowsAreCoveredOnce) {
     const Csr c = random_csr(rng, batch, h_kv, 1 + static_cast<int32_t>(rng() % 200), 0.2, true);
     if (c.sel_indices.empty()) continue;
     for (int32_t ctas : {1, 3, 264, 2000}) check_schedule(space_of(c, h_kv), ctas, 1 + trial % 5);
-  }
-}
-
-TEST(DecodeSchedule, StreamReducesTheGridForShortRanges) {
-  // The qwen3-1.7b sparse step: 256 rows x 32 selected pages over 3 x 132 CTAs would give
-  // 21-page ranges; below 256 pages the ranges are those of 2 x 132 CTAs (32 pages: whole rows).
-  EXPECT_EQ(stream_pages_per_cta(8192, 396, 264, 256, 4), 32);
-  EXPECT_EQ(pages_per_cta(8192, 396, 4), 21);
-  // Dense B=32 L=16K keeps the whole grid; no reduction configured keeps it too.
-  EXPECT_EQ(stream_pages_per_cta(262144, 396, 264, 256, 4), 662);
-  EXPECT_EQ(stream_pages_per_cta(8192, 396, 0, 256, 4), 21);
-  EXPECT_EQ(stream_pages_per_cta(10, 396, 264, 256, 4), 4);
-  std::mt19937_64 rng(6);
-  for (int trial = 0; trial < 40; ++trial) {
-    const int32_t batch = 1 + static_cast<int32_t>(rng() % 40);
-    const int32_t h_kv = 1 + static_cast<int32_t>(rng() % 8);
-    const Csr c = random_csr(rng, batch, h_kv, 1 + static_cast<int32_t>(rng() % 120), 0.2, true);
-    if (c.sel_indices.empty()) continue;
-    const RowSpace s = space_of(c, h_kv);
-    const int64_t w = stream_pages_per_cta(row_space_total(s), 396, 264, 256, 4);
-    check_schedule(s, 396, 4, w);
   }
 }
 

@@ -72,17 +72,6 @@ VORTEX_HD int64_t pages_per_cta(int64_t total, int32_t num_ctas, int32_t min_pag
   return w > min_pages ? w : static_cast<int64_t>(min_pages);
 }
 
-/// kStream's pages per CTA: ranges over the whole grid, unless they would be shorter than
-/// `reduce_below` pages; then ranges over the first `reduced_ctas` CTAs only (the others exit):
-/// short problems keep fewer bytes in flight (a shorter queue at the memory, a shorter tail) and
-/// fewer split rows.
-VORTEX_HD int64_t stream_pages_per_cta(int64_t total, int32_t num_ctas, int32_t reduced_ctas,
-                                       int64_t reduce_below, int32_t min_pages) {
-  const int64_t w = pages_per_cta(total, num_ctas, min_pages);
-  if (w >= reduce_below || reduced_ctas <= 0 || reduced_ctas >= num_ctas) return w;
-  return pages_per_cta(total, reduced_ctas, min_pages);
-}
-
 /// Key of the k-ary search that finds the row holding flattened offset a: the flattened begin of
 /// "index i", where i is a request (dense) or a row (selection).
 VORTEX_HD int64_t search_key(const RowSpace& s, int32_t i) {

@@ -41,23 +41,23 @@ struct DecodeAttentionConfig {
   int32_t max_batch = 0;          ///< largest B that run() will see (sizes the partial buffers)
   int32_t device = 0;             ///< CUDA device ordinal
   DecodeSchedule schedule = DecodeSchedule::kDefault;
-  /// CTAs of the persistent grid per SM: 0 = as many as fit (VORTEX_ATTN_CTAS_PER_SM overrides),
-  /// and kStream then spreads problems whose ranges would be under 4096 tokens per CTA over 2
-  /// CTAs per SM only; k > 0 = min(k, as many as fit), fixed. Fewer CTAs keep fewer bytes in
-  /// flight (shorter queues at the memory, a shorter tail on short problems).
+  /// CTAs of the persistent grid per SM: 0 = as many as fit for dense runs and, with kStream, at
+  /// most 2 for runs over a selection (short rows: fewer bytes in flight keep the queue at the
+  /// memory and the tail short; VORTEX_ATTN_CTAS_PER_SM overrides both); k > 0 = min(k, as many
+  /// as fit) for both. The grid depends only on whether `sel` is null, so captures stay valid.
   int32_t ctas_per_sm = 0;
 };
 
 /// Launch geometry chosen by create(), for reports and tuning.
 struct DecodeAttentionLaunch {
-  int32_t num_ctas = 0;     ///< persistent grid: SMs x ctas_per_sm
+  int32_t num_ctas = 0;     ///< persistent grid of dense runs: SMs x ctas_per_sm
   int32_t ctas_per_sm = 0;  ///< used (at most what fits)
   int32_t threads_per_cta = 0;
   int32_t smem_bytes = 0;         ///< dynamic shared memory per CTA
   int32_t min_pages_per_cta = 0;  ///< lower bound of W (short batches use fewer CTAs)
-  int32_t reduced_ctas = 0;       ///< kStream: CTAs used when W would be < reduce_below (0: all)
-  int32_t reduce_below = 0;       ///< pages
-  int32_t stage_tokens = 0;       ///< tokens per warp pipeline stage
+  int32_t selection_ctas = 0;     ///< grid of runs over a selection (sel != null)
+  int32_t selection_ctas_per_sm = 0;
+  int32_t stage_tokens = 0;                           ///< tokens per warp pipeline stage
   DecodeSchedule schedule = DecodeSchedule::kStream;  ///< resolved (never kDefault)
   int32_t launches = 0;                               ///< kernels per run()
 };

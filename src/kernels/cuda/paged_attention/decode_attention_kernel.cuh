@@ -41,9 +41,7 @@ struct Params {
   int32_t num_rows = 0;  // B * H_kv
   int32_t num_ctas = 0;  // grid size of the attention kernel
   int32_t min_pages = 1;
-  int32_t reduced_ctas = 0;  // kStream: stream_pages_per_cta
-  int64_t reduce_below = 0;  // kStream: stream_pages_per_cta
-  float scale_log2 = 0.f;    // softmax scale * log2(e)
+  float scale_log2 = 0.f;  // softmax scale * log2(e)
 };
 
 template <int D, int G>
@@ -497,8 +495,7 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
   const int64_t total = row_space_total(p.rows);
   const int32_t zrow = blockIdx.x + warp * gridDim.x, zstride = kNw * gridDim.x;
   const int32_t zpages = zrow < p.num_rows ? row_pages(p.rows, zrow) : 1;
-  const int64_t per_cta =
-      stream_pages_per_cta(total, p.num_ctas, p.reduced_ctas, p.reduce_below, p.min_pages);
+  const int64_t per_cta = pages_per_cta(total, p.num_ctas, p.min_pages);
   const int64_t a = static_cast<int64_t>(blockIdx.x) * per_cta;
   if (a >= total) {
     zero_empty_rows<D, G, T>(p, zrow, zpages, zstride, lane);

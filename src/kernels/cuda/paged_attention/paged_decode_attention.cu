@@ -171,12 +171,13 @@ Expected<PagedDecodeAttention> PagedDecodeAttention::create(const DecodeAttentio
   if (want > 0 && want < per_sm) per_sm = want;
   op.launch_.ctas_per_sm = per_sm;
   op.launch_.num_ctas = sms * per_sm;
-  if (want == 0 && sched == DecodeSchedule::kStream && per_sm > 2) {
-    // Measured on H200 (vortex_kernel_bench, qwen3-1.7b shape): 2 CTAs per SM beat 3 by 15%
-    // on 32-page selections and 5% at B=32 L=1K, while 3 stay ahead at B=32 L=16K.
-    op.launch_.reduced_ctas = sms * 2;
-    op.launch_.reduce_below = std::max(1, 4096 / c.page_size);
-  }
+  // Selections (short rows by construction): measured on H200 (vortex_kernel_bench, the
+  // qwen3-1.7b shape), 2 CTAs per SM beat 3 by 15% on 32-page selections, while 3 stay ahead
+  // for long dense rows (B=32 L=16K; by 8% with G=4).
+  const int32_t sel_per_sm =
+      want == 0 && sched == DecodeSchedule::kStream ? std::min(per_sm, 2) : per_sm;
+  op.launch_.selection_ctas_per_sm = sel_per_sm;
+  op.launch_.selection_ctas = sms * sel_per_sm;
   op.launch_.threads_per_cta = ks.threads;
   op.launch_.smem_bytes = ks.smem_bytes;
   op.launch_.min_pages_per_cta = c.page_size >= 64 ? 1 : 64 / c.page_size;
@@ -245,14 +246,12 @@ Status PagedDecodeAttention::run(const void* q, const KVLayerView& kv, const Pag
   p.arrivals = static_cast<int32_t*>(arrivals_.data());
   p.num_q_heads = c.num_q_heads;
   p.num_rows = rows;
-  p.num_ctas = launch_.num_ctas;
+  p.num_ctas = sel != nullptr ? launch_.selection_ctas : launch_.num_ctas;
   p.min_pages = launch_.min_pages_per_cta;
-  p.reduced_ctas = launch_.reduced_ctas;
-  p.reduce_below = launch_.reduce_below;
   p.scale_log2 = scale * 1.4426950408889634f;
 
   void* attn_args[] = {&p};
-  VORTEX_CUDA_RETURN_IF_ERROR(cudaLaunchKernel(attention_kernel_, dim3(launch_.num_ctas),
+  VORTEX_CUDA_RETURN_IF_ERROR(cudaLaunchKernel(attention_kernel_, dim3(p.num_ctas),
                                                dim3(launch_.threads_per_cta), attn_args,
                                                launch_.smem_bytes, stream));
   if (merge_kernel_ == nullptr) return Status::ok();  // kStream merges in the same launch
