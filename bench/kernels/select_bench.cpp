@@ -78,12 +78,21 @@ void pipeline_cases(const Options& o, Report& r, cudaStream_t s) {
   const AuxFieldView cent{f.cent.data(), 1, kDim};
   const int groups = o.quick ? 5 : 15;
 
-  const Stats ss = time_calls(s, 3, groups, 4 * copies, [&](int i) {
-    check(gpu::centroid_scores(q.data(), DType::kF32, kHq, kHkv, kDim, cent, f.table(i),
-                               planner.worklist(), scores.data(), s));
-  });
-  r.add("centroid_scores", {{"B", batch}, {"pages", pages}, {"copies", copies}}, ss,
-        cent_bytes + 4.0 * rows * (pages - 2));
+  // A/B of the indexer kernels (the earlier one, then the default).
+  for (gpu::CentroidScoreVariant v :
+       {gpu::CentroidScoreVariant::kFourInFlight, gpu::CentroidScoreVariant::kWholeChunk}) {
+    const Stats ss = time_calls(s, 3, groups, 4 * copies, [&](int i) {
+      check(gpu::centroid_scores(q.data(), DType::kF32, kHq, kHkv, kDim, cent, f.table(i),
+                                 planner.worklist(), scores.data(), s, v));
+    });
+    r.add("centroid_scores",
+          {{"B", batch},
+           {"pages", pages},
+           {"copies", copies},
+           {"kernel",
+            v == gpu::CentroidScoreVariant::kWholeChunk ? "whole_chunk" : "four_in_flight"}},
+          ss, cent_bytes + 4.0 * rows * (pages - 2));
+  }
 
   // Cache flow: one completed page per request per step, and a bulk pass for bandwidth.
   for (int32_t completed : {batch, 8192}) {

@@ -1,6 +1,7 @@
 // The hand-written block_topk flow on the GPU: page centroids (cache flow) and centroid scores
-// (indexer) against host computations, untouched entries left alone, and the whole sparse layer
-// (planner -> scores -> top-k -> attention over the selection) against references here.
+// (indexer, both kernels) against host computations, untouched entries left alone, and the whole
+// sparse layer (planner -> scores -> top-k -> attention over the selection) against references
+// here.
 #include "vortex/kernels/cuda/block_topk_flow.h"
 
 #include <cuda_runtime_api.h>
@@ -160,6 +161,23 @@ TEST(BlockTopKFlow, SparseLayerMatchesReferences) {
 
   // Scores: candidates of sparse rows written and right; everything else untouched (NaN).
   const std::vector<float> sc = scores.download();
+  // The earlier indexer kernel writes the same entries with the same arithmetic.
+  {
+    DeviceArray<float> scores_old(l.t.indices.size() * l.h_kv);
+    scores_old.poison();
+    ASSERT_TRUE(centroid_scores(dq.data(), DType::kF32, h_q, l.h_kv, l.dim,
+                                AuxFieldView{dc.data(), 1, l.dim}, pt, planner->worklist(),
+                                scores_old.data(), 0, CentroidScoreVariant::kFourInFlight)
+                    .is_ok());
+    const std::vector<float> so = scores_old.download();
+    for (size_t i = 0; i < sc.size(); ++i) {
+      if (std::isnan(sc[i])) {
+        ASSERT_TRUE(std::isnan(so[i])) << "entry " << i;
+      } else {
+        ASSERT_NEAR(so[i], sc[i], 1e-5) << "entry " << i;
+      }
+    }
+  }
   std::vector<int32_t> sel_indptr(rows + 1);
   VORTEX_CUDA_CHECK(cudaMemcpy(sel_indptr.data(), planner->sel_indptr(), sel_indptr.size() * 4,
                                cudaMemcpyDeviceToHost));

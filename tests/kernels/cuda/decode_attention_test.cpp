@@ -3,6 +3,9 @@
 // head_dim 64/128, G 1..8, page 16/32/64, bf16/f32 q/out, ragged lengths with single tokens,
 // partial last pages and empty requests, batch up to 256, very long rows, CUDA-graph replay with
 // changed lengths. Unused cache slots hold NaN and outputs are NaN-poisoned before every run.
+// Every parity case runs under both schedules (kSplitMerge and kStream), which must also agree
+// with each other; extra cases cover short selected rows split over many CTAs, rows finished by
+// one CTA, and back-to-back runs of one op (kStream's arrival counters must return to zero).
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
@@ -174,8 +177,22 @@ struct DeviceProblem {
   }
 };
 
-DecodeAttentionConfig config_for(const Problem& p) {
+/// A schedule and grid size (ctas_per_sm 0: as many as fit; 1: a smaller grid, longer ranges).
+struct Variant {
+  DecodeSchedule sched = DecodeSchedule::kDefault;
+  int32_t ctas_per_sm = 0;
+};
+constexpr Variant kSchedules[] = {
+    {DecodeSchedule::kSplitMerge, 0}, {DecodeSchedule::kStream, 0}, {DecodeSchedule::kStream, 1}};
+
+std::string variant_name(Variant v) {
+  return std::string(decode_schedule_name(v.sched)) + " ctas/SM " + std::to_string(v.ctas_per_sm);
+}
+
+DecodeAttentionConfig config_for(const Problem& p, Variant v = {}) {
   DecodeAttentionConfig c;
+  c.schedule = v.sched;
+  c.ctas_per_sm = v.ctas_per_sm;
   c.num_q_heads = p.h_q;
   c.num_kv_heads = p.h_kv;
   c.head_dim = p.dim;
@@ -186,8 +203,8 @@ DecodeAttentionConfig config_for(const Problem& p) {
 }
 
 /// Runs the GPU kernel once (poisoned output) and returns the output.
-std::vector<double> run_gpu(const Problem& p, bool use_sel, float scale) {
-  auto op = PagedDecodeAttention::create(config_for(p));
+std::vector<double> run_gpu(const Problem& p, bool use_sel, float scale, Variant v = {}) {
+  auto op = PagedDecodeAttention::create(config_for(p, v));
   VORTEX_CHECK_OK(op.status());
   DeviceProblem dp(p);
   dp.poison_out();
@@ -223,15 +240,32 @@ std::vector<double> cpu_reference(const Problem& p, bool use_sel, float scale) {
 }
 #endif
 
+/// Both schedules against the reference, and against each other (same split, same arithmetic
+/// order: they differ only in when the data arrives and which kernel merges).
 void check_case(const Problem& p, bool use_sel, const std::string& what) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(p.dim));
   const std::vector<double> ref = reference(p, use_sel, scale);
-  const std::vector<double> got = run_gpu(p, use_sel, scale);
-  EXPECT_LE(gpu_test::rel_l2(got, ref), tolerance(p.io)) << what;
 #if defined(VORTEX_HAVE_CPU_PAGED_ATTENTION)
-  EXPECT_LE(gpu_test::rel_l2(got, cpu_reference(p, use_sel, scale)), tolerance(p.io))
-      << what << " (vs cpu::paged_decode_attention)";
+  const std::vector<double> cpu_ref = cpu_reference(p, use_sel, scale);
 #endif
+  std::vector<double> first;
+  for (Variant v : kSchedules) {
+    const std::string tag = what + " [" + variant_name(v) + "]";
+    const std::vector<double> got = run_gpu(p, use_sel, scale, v);
+    EXPECT_LE(gpu_test::rel_l2(got, ref), tolerance(p.io)) << tag;
+#if defined(VORTEX_HAVE_CPU_PAGED_ATTENTION)
+    EXPECT_LE(gpu_test::rel_l2(got, cpu_ref), tolerance(p.io))
+        << tag << " (vs cpu::paged_decode_attention)";
+#endif
+    if (first.empty()) {
+      first = got;
+    } else {
+      // Same grid: bitwise equal in practice (a contraction choice of the compiler may move one
+      // ulp); another grid splits rows elsewhere, so only rounding differs.
+      EXPECT_LE(gpu_test::rel_l2(got, first), p.io == DType::kF32 ? 1e-5 : 4e-3)
+          << tag << " vs split_merge";
+    }
+  }
 }
 
 TEST(PagedDecodeAttention, RejectsUnsupportedConfigs) {
@@ -312,11 +346,14 @@ TEST(PagedDecodeAttention, EmptyRequestsGiveZeros) {
   VORTEX_REQUIRE_GPU();
   std::mt19937_64 rng(11);
   Problem p = make_problem({40, 0, 300, 0}, 64, 2, 2, 32, DType::kF32, rng);
-  const std::vector<double> got = run_gpu(p, false, 0.125f);
-  EXPECT_LE(gpu_test::rel_l2(got, reference(p, false, 0.125)), 1e-4);
-  for (int32_t b : {1, 3}) {
-    for (int32_t i = 0; i < p.h_q * p.dim; ++i) {
-      ASSERT_EQ(got[static_cast<size_t>(b) * p.h_q * p.dim + i], 0.0) << "request " << b;
+  for (Variant v : kSchedules) {
+    const std::vector<double> got = run_gpu(p, false, 0.125f, v);
+    EXPECT_LE(gpu_test::rel_l2(got, reference(p, false, 0.125)), 1e-4) << variant_name(v);
+    for (int32_t b : {1, 3}) {
+      for (int32_t i = 0; i < p.h_q * p.dim; ++i) {
+        ASSERT_EQ(got[static_cast<size_t>(b) * p.h_q * p.dim + i], 0.0)
+            << "request " << b << " " << variant_name(v);
+      }
     }
   }
 }
@@ -326,10 +363,98 @@ TEST(PagedDecodeAttention, FullSelectionIsBitwiseDense) {
   std::mt19937_64 rng(21);
   Problem p = make_problem(random_lens(rng, 7, 5000), 128, 2, 8, 16, DType::kF32, rng);
   make_selection(p, 1.0, rng);
-  const std::vector<double> dense = run_gpu(p, false, 0.088f);
-  const std::vector<double> sparse = run_gpu(p, true, 0.088f);
-  ASSERT_EQ(dense.size(), sparse.size());
-  for (size_t i = 0; i < dense.size(); ++i) ASSERT_EQ(dense[i], sparse[i]) << "element " << i;
+  for (Variant v : kSchedules) {
+    // Runs over a selection may use a smaller grid (kStream: 2 CTAs per SM); on the grid the
+    // selection run uses, selecting every page gives the dense result bit for bit.
+    auto op = PagedDecodeAttention::create(config_for(p, v));
+    ASSERT_TRUE(op.has_value()) << op.status().to_string();
+    const Variant same_grid{v.sched, op->launch().selection_ctas_per_sm};
+    const std::vector<double> dense = run_gpu(p, false, 0.088f, same_grid);
+    const std::vector<double> sparse = run_gpu(p, true, 0.088f, v);
+    ASSERT_EQ(dense.size(), sparse.size());
+    for (size_t i = 0; i < dense.size(); ++i) {
+      ASSERT_EQ(dense[i], sparse[i]) << "element " << i << " " << variant_name(v);
+    }
+    // On the dense grid, the two differ only by rounding.
+    EXPECT_LE(gpu_test::rel_l2(run_gpu(p, false, 0.088f, v), sparse), 1e-5) << variant_name(v);
+  }
+}
+
+/// The sparse step's shape: every row selects `per_row` pages (bos page, random middle pages,
+/// last page) of its request.
+void select_fixed(Problem& p, int32_t per_row, std::mt19937_64& rng) {
+  p.sel_indptr.assign(1, 0);
+  p.sel_indices.clear();
+  for (int32_t b = 0; b < p.batch; ++b) {
+    const int32_t n = p.indptr[b + 1] - p.indptr[b];
+    for (int32_t h = 0; h < p.h_kv; ++h) {
+      std::vector<int32_t> mid;
+      for (int32_t j = 1; j + 1 < n; ++j) mid.push_back(j);
+      std::shuffle(mid.begin(), mid.end(), rng);
+      mid.resize(std::min<size_t>(mid.size(), static_cast<size_t>(std::max(per_row - 2, 0))));
+      std::sort(mid.begin(), mid.end());
+      if (n > 1) p.sel_indices.push_back(p.indices[p.indptr[b]]);
+      for (int32_t j : mid) p.sel_indices.push_back(p.indices[p.indptr[b] + j]);
+      if (n > 0) p.sel_indices.push_back(p.indices[p.indptr[b + 1] - 1]);
+      p.sel_indptr.push_back(static_cast<int32_t>(p.sel_indices.size()));
+    }
+  }
+}
+
+TEST(PagedDecodeAttention, ShortSelectedRowsSplitOverCtas) {
+  VORTEX_REQUIRE_GPU();
+  std::mt19937_64 rng(41);
+  // 32 requests x 8 KV heads x 32 selected pages: 8192 pages over the grid, so rows are cut at
+  // arbitrary pages and most are merged from 2-3 CTAs (the block_topk step's attention).
+  Problem p = make_problem(std::vector<int32_t>(32, 1500), 128, 2, 8, 16, DType::kBF16, rng);
+  select_fixed(p, 32, rng);
+  check_case(p, true, "32x8 rows of 32 selected pages");
+  // Ragged: some rows select fewer pages than the budget, one request has a single page.
+  std::vector<int32_t> lens = random_lens(rng, 24, 900);
+  Problem r = make_problem(lens, 128, 4, 8, 16, DType::kF32, rng);
+  select_fixed(r, 12, rng);
+  check_case(r, true, "ragged selected rows");
+}
+
+TEST(PagedDecodeAttention, SingleSplitAndManySplitRows) {
+  VORTEX_REQUIRE_GPU();
+  std::mt19937_64 rng(43);
+  // Few short rows: the minimum of pages per CTA leaves most rows whole in one CTA.
+  Problem few = make_problem({40, 33, 64, 17}, 128, 2, 2, 16, DType::kBF16, rng);
+  check_case(few, false, "rows finished by one CTA");
+  // One KV head, one long request: a single row cut over every CTA of the grid.
+  Problem one = make_problem({60000}, 64, 8, 1, 16, DType::kF32, rng);
+  check_case(one, false, "one row over the whole grid");
+  // Rows of exactly min_pages pages and rows of one page next to each other.
+  Problem mix = make_problem({64, 1, 64, 16, 65, 128, 2, 48}, 128, 1, 4, 16, DType::kF32, rng);
+  make_selection(mix, 0.6, rng);
+  check_case(mix, false, "mixed tiny rows dense");
+  check_case(mix, true, "mixed tiny rows selected");
+}
+
+TEST(PagedDecodeAttention, BackToBackRunsOfOneOp) {
+  VORTEX_REQUIRE_GPU();
+  std::mt19937_64 rng(45);
+  Problem p = make_problem(std::vector<int32_t>(16, 2000), 128, 2, 8, 16, DType::kF32, rng);
+  auto op = PagedDecodeAttention::create(config_for(p, {DecodeSchedule::kStream, 2}));
+  ASSERT_TRUE(op.has_value()) << op.status().to_string();
+  EXPECT_EQ(op->launch().launches, 1);
+  for (int run = 0; run < 4; ++run) {
+    // A new selection each run (run 3: dense), on the same op and stream, no sync in between
+    // the two launches of a pair.
+    Problem q = p;
+    select_fixed(q, 8 + 8 * run, rng);
+    DeviceProblem dp(q);
+    dp.poison_out();
+    const bool use_sel = run != 3;
+    ASSERT_TRUE(
+        op->run(dp.q(), dp.kv, dp.pt, use_sel ? &dp.sel : nullptr, 0.088f, dp.out(), 0).is_ok());
+    ASSERT_TRUE(
+        op->run(dp.q(), dp.kv, dp.pt, use_sel ? &dp.sel : nullptr, 0.088f, dp.out(), 0).is_ok());
+    VORTEX_CUDA_CHECK(cudaDeviceSynchronize());
+    EXPECT_LE(gpu_test::rel_l2(dp.download_out(), reference(q, use_sel, 0.088)), 1e-4)
+        << "run " << run;
+  }
 }
 
 TEST(PagedDecodeAttention, GraphReplayFollowsNewLengths) {
@@ -338,45 +463,47 @@ TEST(PagedDecodeAttention, GraphReplayFollowsNewLengths) {
   // The cache holds requests of 3000 tokens; the captured batch first sees short prefixes, then
   // longer ones: only the device-side page table changes between replays.
   Problem full = make_problem({3000, 3000, 3000}, 128, 2, 2, 16, DType::kBF16, rng);
-  DeviceProblem dp(full);
-  auto op = PagedDecodeAttention::create(config_for(full));
-  ASSERT_TRUE(op.has_value()) << op.status().to_string();
-  cudaStream_t stream;
-  VORTEX_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  VORTEX_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-  ASSERT_TRUE(op->run(dp.q(), dp.kv, dp.pt, nullptr, 0.09f, dp.out(), stream).is_ok());
-  VORTEX_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
-  VORTEX_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  for (const std::vector<int32_t>& lens :
-       {std::vector<int32_t>{1, 17, 33}, std::vector<int32_t>{2999, 1500, 640},
-        std::vector<int32_t>{16, 3000, 1}}) {
-    // Same physical pages, shorter token counts: rebuild the CSR over prefixes of each request.
-    Problem p = full;
-    p.indices.clear();
-    p.indptr.assign(1, 0);
-    p.last.clear();
-    for (int32_t b = 0; b < p.batch; ++b) {
-      const int32_t n = (lens[b] + p.page - 1) / p.page;
-      for (int32_t j = 0; j < n; ++j) p.indices.push_back(full.indices[full.indptr[b] + j]);
-      p.indptr.push_back(static_cast<int32_t>(p.indices.size()));
-      p.last.push_back(lens[b] - (n - 1) * p.page);
+  for (Variant v : kSchedules) {
+    DeviceProblem dp(full);
+    auto op = PagedDecodeAttention::create(config_for(full, v));
+    ASSERT_TRUE(op.has_value()) << op.status().to_string();
+    cudaStream_t stream;
+    VORTEX_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    VORTEX_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+    ASSERT_TRUE(op->run(dp.q(), dp.kv, dp.pt, nullptr, 0.09f, dp.out(), stream).is_ok());
+    VORTEX_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+    VORTEX_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    for (const std::vector<int32_t>& lens :
+         {std::vector<int32_t>{1, 17, 33}, std::vector<int32_t>{2999, 1500, 640},
+          std::vector<int32_t>{16, 3000, 1}}) {
+      // Same physical pages, shorter token counts: rebuild the CSR over prefixes of each request.
+      Problem p = full;
+      p.indices.clear();
+      p.indptr.assign(1, 0);
+      p.last.clear();
+      for (int32_t b = 0; b < p.batch; ++b) {
+        const int32_t n = (lens[b] + p.page - 1) / p.page;
+        for (int32_t j = 0; j < n; ++j) p.indices.push_back(full.indices[full.indptr[b] + j]);
+        p.indptr.push_back(static_cast<int32_t>(p.indices.size()));
+        p.last.push_back(lens[b] - (n - 1) * p.page);
+      }
+      std::vector<int32_t> padded = p.indices;
+      padded.resize(full.indices.size(), 0);
+      dp.indptr.upload(p.indptr);
+      dp.indices.upload(padded);
+      dp.last.upload(p.last);
+      dp.poison_out();
+      VORTEX_CUDA_CHECK(cudaGraphLaunch(exec, stream));
+      VORTEX_CUDA_CHECK(cudaStreamSynchronize(stream));
+      EXPECT_LE(gpu_test::rel_l2(dp.download_out(), reference(p, false, 0.09)), 6e-3)
+          << "lengths " << lens[0] << "," << lens[1] << "," << lens[2] << " " << variant_name(v);
     }
-    std::vector<int32_t> padded = p.indices;
-    padded.resize(full.indices.size(), 0);
-    dp.indptr.upload(p.indptr);
-    dp.indices.upload(padded);
-    dp.last.upload(p.last);
-    dp.poison_out();
-    VORTEX_CUDA_CHECK(cudaGraphLaunch(exec, stream));
-    VORTEX_CUDA_CHECK(cudaStreamSynchronize(stream));
-    EXPECT_LE(gpu_test::rel_l2(dp.download_out(), reference(p, false, 0.09)), 6e-3)
-        << "lengths " << lens[0] << "," << lens[1] << "," << lens[2];
+    VORTEX_CUDA_CHECK(cudaGraphExecDestroy(exec));
+    VORTEX_CUDA_CHECK(cudaGraphDestroy(graph));
+    VORTEX_CUDA_CHECK(cudaStreamDestroy(stream));
   }
-  VORTEX_CUDA_CHECK(cudaGraphExecDestroy(exec));
-  VORTEX_CUDA_CHECK(cudaGraphDestroy(graph));
-  VORTEX_CUDA_CHECK(cudaStreamDestroy(stream));
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 // run() only launches kernels. The split layout is a closed-form function of the CSR offsets,
 // evaluated on the device (decode_schedule.h), so run() is CUDA-graph safe: a captured run stays
 // valid when lengths, page ids and selections change between replays (same batch size B).
+// kStream's per-row arrival counters are zeroed by create() and left at zero by every run; like
+// the partial buffers they require one op's runs to be ordered (one stream).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -20,6 +22,16 @@
 
 namespace vortex::gpu {
 
+enum class DecodeSchedule : int32_t {
+  kDefault = 0,     ///< VORTEX_ATTN_SCHED (old -> kSplitMerge, new -> kStream), else kStream
+  kSplitMerge = 1,  ///< per-segment pipeline + a merge kernel (two launches)
+  kStream = 2,      ///< cross-segment pipeline + merge by the last CTA of a row (one launch)
+};
+
+/// The schedule kDefault resolves to in this process (VORTEX_ATTN_SCHED, read once).
+DecodeSchedule default_decode_schedule();
+const char* decode_schedule_name(DecodeSchedule s);
+
 struct DecodeAttentionConfig {
   int32_t num_q_heads = 0;        ///< H_q, a multiple of H_kv with G = H_q / H_kv in 1..8
   int32_t num_kv_heads = 0;       ///< H_kv
@@ -28,16 +40,26 @@ struct DecodeAttentionConfig {
   DType io_dtype = DType::kBF16;  ///< dtype of q and out: kBF16 or kF32 (K/V are always bf16)
   int32_t max_batch = 0;          ///< largest B that run() will see (sizes the partial buffers)
   int32_t device = 0;             ///< CUDA device ordinal
+  DecodeSchedule schedule = DecodeSchedule::kDefault;
+  /// CTAs of the persistent grid per SM: 0 = as many as fit for dense runs and, with kStream, at
+  /// most 2 for runs over a selection (short rows: fewer bytes in flight keep the queue at the
+  /// memory and the tail short; VORTEX_ATTN_CTAS_PER_SM overrides both); k > 0 = min(k, as many
+  /// as fit) for both. The grid depends only on whether `sel` is null, so captures stay valid.
+  int32_t ctas_per_sm = 0;
 };
 
 /// Launch geometry chosen by create(), for reports and tuning.
 struct DecodeAttentionLaunch {
-  int32_t num_ctas = 0;  ///< persistent grid: SMs x resident CTAs per SM
-  int32_t ctas_per_sm = 0;
+  int32_t num_ctas = 0;     ///< persistent grid of dense runs: SMs x ctas_per_sm
+  int32_t ctas_per_sm = 0;  ///< used (at most what fits)
   int32_t threads_per_cta = 0;
   int32_t smem_bytes = 0;         ///< dynamic shared memory per CTA
   int32_t min_pages_per_cta = 0;  ///< lower bound of W (short batches use fewer CTAs)
-  int32_t stage_tokens = 0;       ///< tokens per warp pipeline stage
+  int32_t selection_ctas = 0;     ///< grid of runs over a selection (sel != null)
+  int32_t selection_ctas_per_sm = 0;
+  int32_t stage_tokens = 0;                           ///< tokens per warp pipeline stage
+  DecodeSchedule schedule = DecodeSchedule::kStream;  ///< resolved (never kDefault)
+  int32_t launches = 0;                               ///< kernels per run()
 };
 
 class PagedDecodeAttention {
@@ -67,6 +89,7 @@ class PagedDecodeAttention {
   const void* merge_kernel_ = nullptr;
   Buffer partial_o_;    // [num_ctas + max_batch * H_kv, G, D] fp32
   Buffer partial_lse_;  // [num_ctas + max_batch * H_kv, G] fp32, log2 domain
+  Buffer arrivals_;     // [max_batch * H_kv] int32, kStream: zero between runs
 };
 
 }  // namespace vortex::gpu

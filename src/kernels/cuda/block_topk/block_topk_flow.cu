@@ -1,9 +1,14 @@
-// The block_topk flow by hand: centroid scores over the planner's worklist (persistent grid, the
-// row's mean query in shared memory, 16-byte centroid loads, 4 in flight per lane) and the cache
-// flow that writes each completed page's centroid (mean key, bf16).
+// The block_topk flow by hand: centroid scores over the planner's worklist (the row's mean query
+// in shared memory, 16-byte centroid loads) and the cache flow that writes each completed page's
+// centroid (mean key, bf16). Two indexer variants (CentroidScoreVariant): kWholeChunk (default)
+// issues the page ids and centroids of a whole 64-page chunk (8 per lane) before it waits for the
+// mean query, over a grid of 16 CTAs per SM; kFourInFlight (the earlier kernel) waits for the
+// mean query first and streams 4 loads per lane per round over 8 CTAs per SM.
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "../common/device_utils.cuh"
@@ -15,7 +20,8 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-constexpr int kUnroll = 4;
+constexpr int kUnroll = 4;       // kFourInFlight
+constexpr int kChunkUnroll = 8;  // kWholeChunk: 4 warps x 2 pages x 8 = 64 pages (D = 128)
 
 struct ScoreParams {
   const void* q = nullptr;                   // [B, H_q, D]
@@ -91,6 +97,80 @@ __global__ void __launch_bounds__(kThreads) centroid_score_kernel(const ScorePar
   }
 }
 
+/// kWholeChunk: per item, the page ids and centroids of the first kChunkUnroll rounds are in
+/// flight before the mean query is formed; further rounds (chunks over 64 pages) follow.
+template <int D, typename QT>
+__global__ void __launch_bounds__(kThreads) centroid_score_chunk_kernel(const ScoreParams p) {
+  constexpr int kLpt = D / 8, kTs = 32 / kLpt, kU = kChunkUnroll;
+  constexpr int kStride = kWarps * kTs;
+  __shared__ __align__(16) float qbar[D];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int chunk = lane % kLpt, tsub = lane / kLpt;
+  const int32_t g = p.num_q_heads / p.num_kv_heads;
+  const int32_t items = min(*p.work.count, p.work.capacity);
+  for (int32_t item = blockIdx.x; item < items; item += gridDim.x) {
+    const int2 it = p.work.items[item];
+    const int32_t row = it.x, first = it.y;
+    const int32_t b = row / p.num_kv_heads, h = row - b * p.num_kv_heads;
+    const int32_t pb = p.pt.page_indptr[b], n = p.pt.page_indptr[b + 1] - pb;
+    const int32_t last = min(first + p.work.chunk_pages, n - p.work.eos);
+    const int32_t* pages = p.pt.page_indices + pb;
+    const __nv_bfloat16* cent = p.centroids + static_cast<int64_t>(h) * D + chunk * 8;
+    float* out = p.scores + static_cast<int64_t>(pb) * p.num_kv_heads + static_cast<int64_t>(h) * n;
+    auto load_round = [&](int32_t base, uint4(&raw)[kU]) {
+      int64_t page[kU];
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        const int32_t j = base + u * kStride + tsub;
+        page[u] = j < last ? __ldg(pages + j) : -1;
+      }
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        raw[u] = page[u] >= 0
+                     ? __ldg(reinterpret_cast<const uint4*>(cent + page[u] * p.num_kv_heads * D))
+                     : make_uint4(0u, 0u, 0u, 0u);
+      }
+    };
+    const int32_t base0 = first + warp * kTs;
+    uint4 raw[kU];
+    load_round(base0, raw);
+    __syncthreads();  // the previous item is done with qbar
+    const QT* q = static_cast<const QT*>(p.q) +
+                  (static_cast<int64_t>(b) * p.num_q_heads + static_cast<int64_t>(h) * g) * D;
+    for (int d = threadIdx.x; d < D; d += kThreads) {
+      float acc = 0.f;
+      for (int32_t j = 0; j < g; ++j) {
+        if constexpr (sizeof(QT) == 4) {
+          acc += q[j * D + d];
+        } else {
+          acc += __bfloat162float(q[j * D + d]);
+        }
+      }
+      qbar[d] = acc / static_cast<float>(g);
+    }
+    __syncthreads();
+    float qv[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) qv[e] = qbar[chunk * 8 + e];
+    for (int32_t base = base0;;) {
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        const int32_t j = base + u * kStride + tsub;
+        float c[8];
+        detail::unpack_bf16x8(raw[u], c);
+        float dot = 0.f;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) dot = fmaf(qv[e], c[e], dot);
+        dot = detail::group_sum<kLpt>(dot);
+        if (j < last && chunk == 0) out[j] = dot;
+      }
+      base += kStride * kU;
+      if (base >= last) break;
+      load_round(base, raw);
+    }
+  }
+}
+
 template <int D>
 __global__ void __launch_bounds__(kThreads)
     centroid_cache_kernel(const __nv_bfloat16* k, __nv_bfloat16* cent, const int32_t* pages,
@@ -146,9 +226,19 @@ int log2_exact(int32_t x) {
 
 }  // namespace
 
+CentroidScoreVariant default_centroid_score_variant() {
+  static const CentroidScoreVariant v = [] {
+    const char* env = std::getenv("VORTEX_INDEXER");
+    if (env != nullptr && std::strcmp(env, "old") == 0) return CentroidScoreVariant::kFourInFlight;
+    return CentroidScoreVariant::kWholeChunk;
+  }();
+  return v;
+}
+
 Status centroid_scores(const void* q, DType q_dtype, int32_t num_q_heads, int32_t num_kv_heads,
                        int32_t head_dim, const AuxFieldView& centroids, const PageTableView& pt,
-                       const WorkListView& work, float* scores, cudaStream_t stream) {
+                       const WorkListView& work, float* scores, cudaStream_t stream,
+                       CentroidScoreVariant variant) {
   if (head_dim != 64 && head_dim != 128) {
     return unsupported("centroid scores: head_dim " + std::to_string(head_dim) + " (64 or 128)");
   }
@@ -170,8 +260,27 @@ Status centroid_scores(const void* q, DType q_dtype, int32_t num_q_heads, int32_
   p.scores = scores;
   p.num_q_heads = num_q_heads;
   p.num_kv_heads = num_kv_heads;
-  const int grid = std::min(work.capacity, sm_count() * 8);
   const bool f32 = q_dtype == DType::kF32;
+  if (variant == CentroidScoreVariant::kDefault) variant = default_centroid_score_variant();
+  if (variant == CentroidScoreVariant::kWholeChunk) {
+    const int grid = std::min(work.capacity, sm_count() * 16);
+    if (head_dim == 128) {
+      if (f32) {
+        centroid_score_chunk_kernel<128, float><<<grid, kThreads, 0, stream>>>(p);
+      } else {
+        centroid_score_chunk_kernel<128, __nv_bfloat16><<<grid, kThreads, 0, stream>>>(p);
+      }
+    } else {
+      if (f32) {
+        centroid_score_chunk_kernel<64, float><<<grid, kThreads, 0, stream>>>(p);
+      } else {
+        centroid_score_chunk_kernel<64, __nv_bfloat16><<<grid, kThreads, 0, stream>>>(p);
+      }
+    }
+    VORTEX_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    return Status::ok();
+  }
+  const int grid = std::min(work.capacity, sm_count() * 8);
   if (head_dim == 128) {
     if (f32) {
       centroid_score_kernel<128, float><<<grid, kThreads, 0, stream>>>(p);

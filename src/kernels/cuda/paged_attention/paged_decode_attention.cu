@@ -1,7 +1,11 @@
 // Host side of paged decode attention: config validation, kernel choice per (D, G, dtype),
-// occupancy-sized persistent grid, partial buffers, and the two launches of run().
+// occupancy-sized persistent grid, partial buffers, and the launches of run() (two for
+// kSplitMerge, one for kStream).
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -15,8 +19,9 @@ namespace vortex::gpu {
 namespace {
 
 struct KernelSet {
-  const void* attention = nullptr;
-  const void* merge = nullptr;
+  const void* attention = nullptr;  // kSplitMerge
+  const void* merge = nullptr;      // kSplitMerge
+  const void* stream = nullptr;     // kStream
   int smem_bytes = 0;
   int threads = 0;
   int stage_tokens = 0;
@@ -26,7 +31,10 @@ template <int D, int G, typename T>
 KernelSet kernel_set() {
   using Tr = decode::Traits<D, G>;
   return {reinterpret_cast<const void*>(&decode::attention_kernel<D, G, T>),
-          reinterpret_cast<const void*>(&decode::merge_kernel<T>), Tr::kSmemBytes, Tr::kThreads,
+          reinterpret_cast<const void*>(&decode::merge_kernel<T>),
+          reinterpret_cast<const void*>(&decode::stream_kernel<D, G, T>),
+          Tr::kSmemBytes,
+          Tr::kThreads,
           Tr::kStageTokens};
 }
 
@@ -71,6 +79,38 @@ int log2_exact(int32_t x) {
 
 }  // namespace
 
+DecodeSchedule default_decode_schedule() {
+  static const DecodeSchedule s = [] {
+    const char* env = std::getenv("VORTEX_ATTN_SCHED");
+    if (env != nullptr && (std::strcmp(env, "old") == 0 || std::strcmp(env, "split_merge") == 0))
+      return DecodeSchedule::kSplitMerge;
+    return DecodeSchedule::kStream;
+  }();
+  return s;
+}
+
+namespace {
+int32_t default_ctas_per_sm() {
+  static const int32_t k = [] {
+    const char* env = std::getenv("VORTEX_ATTN_CTAS_PER_SM");
+    const int v = env != nullptr ? std::atoi(env) : 0;
+    return v >= 1 && v <= 64 ? v : 0;
+  }();
+  return k;
+}
+}  // namespace
+
+const char* decode_schedule_name(DecodeSchedule s) {
+  switch (s) {
+    case DecodeSchedule::kSplitMerge:
+      return "split_merge";
+    case DecodeSchedule::kStream:
+      return "stream";
+    default:
+      return "default";
+  }
+}
+
 Expected<PagedDecodeAttention> PagedDecodeAttention::create(const DecodeAttentionConfig& c) {
   const std::string where = "paged decode attention config: ";
   if (c.num_kv_heads <= 0 || c.num_q_heads <= 0 || c.num_q_heads % c.num_kv_heads != 0) {
@@ -95,9 +135,17 @@ Expected<PagedDecodeAttention> PagedDecodeAttention::create(const DecodeAttentio
                        " (use bf16 or f32)");
   }
   if (c.max_batch <= 0) return invalid_argument(where + "max_batch must be positive");
+  const DecodeSchedule sched =
+      c.schedule == DecodeSchedule::kDefault ? default_decode_schedule() : c.schedule;
+  if (c.ctas_per_sm < 0) return invalid_argument(where + "ctas_per_sm must be >= 0");
+  if (sched != DecodeSchedule::kSplitMerge && sched != DecodeSchedule::kStream) {
+    return invalid_argument(where + "unknown schedule " +
+                            std::to_string(static_cast<int32_t>(c.schedule)));
+  }
 
   const KernelSet ks = select_kernels(c.head_dim, g, c.io_dtype);
   VORTEX_CHECK(ks.attention != nullptr);
+  const void* main_kernel = sched == DecodeSchedule::kStream ? ks.stream : ks.attention;
   if (c.page_size < ks.stage_tokens) {
     return unsupported(where + "page_size " + std::to_string(c.page_size) + " < stage of " +
                        std::to_string(ks.stage_tokens) + " tokens");
@@ -108,22 +156,36 @@ Expected<PagedDecodeAttention> PagedDecodeAttention::create(const DecodeAttentio
   VORTEX_CUDA_RETURN_IF_ERROR(
       cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, c.device));
   VORTEX_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
-      ks.attention, cudaFuncAttributeMaxDynamicSharedMemorySize, ks.smem_bytes));
+      main_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, ks.smem_bytes));
+  // All of the unified L1/shared memory as shared memory: the residency below assumes it.
+  VORTEX_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
+      main_kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
   int per_sm = 0;
   VORTEX_CUDA_RETURN_IF_ERROR(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-      &per_sm, ks.attention, ks.threads, ks.smem_bytes));
+      &per_sm, main_kernel, ks.threads, ks.smem_bytes));
   if (per_sm <= 0) return internal_error(where + "attention kernel cannot be resident on an SM");
 
   PagedDecodeAttention op;
   op.config_ = c;
+  const int32_t want = c.ctas_per_sm > 0 ? c.ctas_per_sm : default_ctas_per_sm();
+  if (want > 0 && want < per_sm) per_sm = want;
   op.launch_.ctas_per_sm = per_sm;
   op.launch_.num_ctas = sms * per_sm;
+  // Selections (short rows by construction): measured on H200 (vortex_kernel_bench, the
+  // qwen3-1.7b shape), 2 CTAs per SM beat 3 by 15% on 32-page selections, while 3 stay ahead
+  // for long dense rows (B=32 L=16K; by 8% with G=4).
+  const int32_t sel_per_sm =
+      want == 0 && sched == DecodeSchedule::kStream ? std::min(per_sm, 2) : per_sm;
+  op.launch_.selection_ctas_per_sm = sel_per_sm;
+  op.launch_.selection_ctas = sms * sel_per_sm;
   op.launch_.threads_per_cta = ks.threads;
   op.launch_.smem_bytes = ks.smem_bytes;
   op.launch_.min_pages_per_cta = c.page_size >= 64 ? 1 : 64 / c.page_size;
   op.launch_.stage_tokens = ks.stage_tokens;
-  op.attention_kernel_ = ks.attention;
-  op.merge_kernel_ = ks.merge;
+  op.launch_.schedule = sched;
+  op.launch_.launches = sched == DecodeSchedule::kStream ? 1 : 2;
+  op.attention_kernel_ = main_kernel;
+  op.merge_kernel_ = sched == DecodeSchedule::kStream ? nullptr : ks.merge;
 
   VORTEX_ASSIGN_OR_RETURN(Allocator * alloc, cuda_allocator(c.device));
   const int64_t slots = static_cast<int64_t>(op.launch_.num_ctas) +
@@ -132,6 +194,12 @@ Expected<PagedDecodeAttention> PagedDecodeAttention::create(const DecodeAttentio
       op.partial_o_, Buffer::allocate(*alloc, static_cast<size_t>(slots) * g * c.head_dim * 4));
   VORTEX_ASSIGN_OR_RETURN(op.partial_lse_,
                           Buffer::allocate(*alloc, static_cast<size_t>(slots) * g * 4));
+  if (sched == DecodeSchedule::kStream) {
+    const size_t rows = static_cast<size_t>(c.max_batch) * c.num_kv_heads;
+    VORTEX_ASSIGN_OR_RETURN(op.arrivals_, Buffer::allocate(*alloc, rows * 4));
+    VORTEX_CUDA_RETURN_IF_ERROR(cudaMemset(op.arrivals_.data(), 0, rows * 4));
+    VORTEX_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
+  }
   return Expected<PagedDecodeAttention>(std::move(op));
 }
 
@@ -175,16 +243,18 @@ Status PagedDecodeAttention::run(const void* q, const KVLayerView& kv, const Pag
   p.v = static_cast<const __nv_bfloat16*>(kv.v);
   p.partial_o = static_cast<float*>(partial_o_.data());
   p.partial_lse = static_cast<float*>(partial_lse_.data());
+  p.arrivals = static_cast<int32_t*>(arrivals_.data());
   p.num_q_heads = c.num_q_heads;
   p.num_rows = rows;
-  p.num_ctas = launch_.num_ctas;
+  p.num_ctas = sel != nullptr ? launch_.selection_ctas : launch_.num_ctas;
   p.min_pages = launch_.min_pages_per_cta;
   p.scale_log2 = scale * 1.4426950408889634f;
 
   void* attn_args[] = {&p};
-  VORTEX_CUDA_RETURN_IF_ERROR(cudaLaunchKernel(attention_kernel_, dim3(launch_.num_ctas),
+  VORTEX_CUDA_RETURN_IF_ERROR(cudaLaunchKernel(attention_kernel_, dim3(p.num_ctas),
                                                dim3(launch_.threads_per_cta), attn_args,
                                                launch_.smem_bytes, stream));
+  if (merge_kernel_ == nullptr) return Status::ok();  // kStream merges in the same launch
   int g = c.num_q_heads / c.num_kv_heads;
   int d = c.head_dim;
   void* merge_args[] = {&p, &g, &d};
