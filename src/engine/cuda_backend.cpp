@@ -132,6 +132,7 @@ CudaModelOptions model_options(const CudaBackendOptions& o) {
   mo.max_batch = o.max_batch;
   mo.max_tokens = o.max_tokens;
   mo.use_graphs = o.use_graphs;
+  mo.gemm_autotune = o.gemm_autotune;
   return mo;
 }
 

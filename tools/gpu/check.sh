@@ -5,7 +5,7 @@
 # summary table last. Runs on the GPU machine from the repository root, over binaries built
 # elsewhere (tools/gpu/bundle.sh here, then carry build/gpu-bundle):
 #   tools/gpu/check.sh [--bundle DIR] [--out DIR] [--quick] [--no-peers] [--no-sanitize]
-#                      [--no-bench] [--no-sweep] [--sweep-only] [--budget SECONDS]
+#                      [--no-bench] [--no-kernel-bench] [--no-sweep] [--sweep-only] [--budget SECONDS]
 # --sweep-only runs the decode sweep and the summary alone (files: environment.txt,
 # bench/sweep.{json,svg,log}, summary.{json,md}).
 # DIR defaults to build/gpu-bundle, else build/cuda (a cuda-preset build dir: gpu_tests/, bin/).
@@ -20,6 +20,7 @@ quick=0
 peers=1
 sanitize=1
 bench=1
+kbench=1
 sweep=1
 sweep_only=0
 budget=540
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
     --no-sanitize) sanitize=0; shift ;;
     --no-bench) bench=0; shift ;;
     --no-sweep) sweep=0; shift ;;
+    --no-kernel-bench) kbench=0; shift ;;
     --sweep-only) sweep_only=1; shift ;;
     --budget) budget="$2"; shift 2 ;;
     -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
@@ -54,42 +56,9 @@ left() {
   echo "$rem"
 }
 
-# Executables bundle.sh compressed (gpu_tests/*.xz, bin/*.xz) are unpacked in place.
-for z in "$bundle"/gpu_tests/*.xz "$bundle"/bin/*.xz; do
-  [ -f "$z" ] || continue
-  python3 -c 'import lzma,sys; open(sys.argv[2],"wb").write(lzma.open(sys.argv[1]).read())' \
-    "$z" "${z%.xz}" && chmod +x "${z%.xz}" && rm -f "$z"
-done
-# Libraries: the bundle's own, the CUDA toolkit's, and (fallback) the pip CUDA wheels of PyTorch.
-libdirs="$(cd "$bundle" && pwd)/lib"
-# cudamodel: libraries bundle.sh compressed (lib/*.xz) are unpacked into a scratch folder.
-if ls "$bundle"/lib/*.xz >/dev/null 2>&1; then
-  xzlib=$(mktemp -d)
-  for z in "$bundle"/lib/*.xz; do
-    python3 -c 'import lzma,sys; open(sys.argv[2],"wb").write(lzma.open(sys.argv[1]).read())' \
-      "$z" "$xzlib/$(basename "${z%.xz}")"
-  done
-  libdirs="$libdirs:$xzlib"
-fi
-for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib; do
-  [ -d "$d" ] && libdirs="$libdirs:$d"
-done
-py=python3
-if command -v "$py" >/dev/null 2>&1; then
-  for d in $($py - <<'EOF' 2>/dev/null
-import glob, os, site
-roots = site.getsitepackages() + [site.getusersitepackages()]
-seen = set()
-for r in roots:
-    for lib in glob.glob(os.path.join(r, "nvidia", "**", "libcublas*.so*"), recursive=True):
-        seen.add(os.path.dirname(lib))
-    for lib in glob.glob(os.path.join(r, "nvidia", "**", "libnvrtc*.so*"), recursive=True):
-        seen.add(os.path.dirname(lib))
-print("\n".join(sorted(seen)))
-EOF
-); do libdirs="$libdirs:$d"; done
-fi
-export LD_LIBRARY_PATH="$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# Unpack the bundle's compressed files and set LD_LIBRARY_PATH and $py (shared with e2e.sh).
+# shellcheck source=tools/gpu/env.sh
+. tools/gpu/env.sh
 
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -148,7 +117,7 @@ fi
 # 3. Kernel benchmark and 4. PyTorch peers, in the same run.
 qflag=""
 [ "$quick" = 1 ] && qflag="--quick"
-if [ "$bench" = 1 ] && [ "$sweep_only" = 0 ] && [ -x "$bundle/bin/vortex_kernel_bench" ] && [ "$(left 300)" -ge 30 ]; then
+if [ "$bench" = 1 ] && [ "$kbench" = 1 ] && [ "$sweep_only" = 0 ] && [ -x "$bundle/bin/vortex_kernel_bench" ] && [ "$(left 300)" -ge 30 ]; then
   echo "== vortex_kernel_bench $qflag"
   timeout "$(left 300)" "$bundle/bin/vortex_kernel_bench" $qflag --json "$out/bench/kernels.json" \
     --md "$out/bench/kernels.md" 2> "$out/bench/kernels.log"

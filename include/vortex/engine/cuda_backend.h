@@ -32,6 +32,9 @@ struct CudaBackendOptions {
   int32_t max_batch = 256;          ///< most sequences per step (the largest graph bucket)
   int32_t max_tokens = 8192;        ///< most tokens per step (the prefill chunk budget)
   bool use_graphs = true;           ///< capture and replay decode steps
+  /// Time cuBLASLt's candidates per GEMM shape (fastest; off: the heuristic's first pick, the
+  /// same bits in every model instance — for tests comparing two backends).
+  bool gemm_autotune = true;
   std::vector<const flow::SparseConfig*> flows;  ///< every loaded sparse flow (aux fields)
   std::string model_name;  ///< reported by /v1/models; default: the config's name
 };

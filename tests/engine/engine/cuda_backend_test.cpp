@@ -50,6 +50,7 @@ std::unique_ptr<Backend> gpu_backend(const Checkpoint& ck, int64_t pages,
   o.kv_pages = pages;
   o.max_batch = 16;
   o.max_tokens = 256;
+  o.gemm_autotune = false;  // the same GEMM algorithm (bits) in every backend instance
   if (flows != nullptr) o.flows = flows->configs();
   auto b = make_cuda_backend("test", o, &ck);
   EXPECT_TRUE(b.has_value()) << b.status().to_string();
