@@ -430,13 +430,20 @@ int run_decode_bench(const DecodeBenchOptions& o) {
     if (Status s = model->wait(&r); !s.is_ok()) return fail(s, "wait");
   }
 
-  // Roofline (BENCHMARKS.md): weights + KV pages read (K and V) + page summaries (one bf16
-  // [1, D] summary per page and head).
+  // Roofline (BENCHMARKS.md): weights + KV pages read (K and V) + the flow's page summaries
+  // (every aux field, e.g. quest's max and min).
   const int32_t sparse_layers = sparse ? count_sparse_layers(layers, o.layers_skip) : 0;
   const double rows = static_cast<double>(B) * config.num_kv_heads;
+  double summary_bytes_per_page_head = 0;
+  if (sparse) {
+    for (const AuxFieldSpec& a : flow::flow_aux_fields(*sparse->program, P, D)) {
+      summary_bytes_per_page_head +=
+          static_cast<double>(a.rows) * a.cols * static_cast<double>(dtype_size(a.dtype));
+    }
+  }
   const Roofline rl =
       decode_roofline(config, model->weight_bytes(), B, L, P, o.warmup, o.steps, sparse_layers,
-                      loop.selected_pages, static_cast<double>(D) * 2.0, *read_bw);
+                      loop.selected_pages, summary_bytes_per_page_head, *read_bw);
   const double n_pages = rl.n_pages, weight_bytes = rl.weight_bytes, kv_bytes = rl.kv_bytes;
   const double summary_bytes = rl.summary_bytes, bytes = rl.bytes, roof_ms = rl.roof_ms;
   const double sel_per_step = rl.sel_per_step;
