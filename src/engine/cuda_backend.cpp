@@ -178,8 +178,7 @@ Expected<std::unique_ptr<Backend>> make_cuda_backend(const std::string& spec,
     }
     // Keep room for what the model allocates on its first steps (attention split buffers,
     // planner worklists, CUDA graphs): a GiB, or a tenth of what is free on small devices.
-    const auto reserve = static_cast<int64_t>(
-        std::min<size_t>(size_t{1} << 30, free_bytes / 10));
+    const auto reserve = static_cast<int64_t>(std::min<size_t>(size_t{1} << 30, free_bytes / 10));
     const auto usable = static_cast<int64_t>(free_bytes) - reserve;
     pages = kc.pages_for_budget(
         static_cast<int64_t>(static_cast<double>(usable) * options.kv_memory_fraction));
@@ -190,8 +189,7 @@ Expected<std::unique_ptr<Backend>> make_cuda_backend(const std::string& spec,
                             std::to_string(kc.bytes_per_page()) +
                             " bytes; raise --kv-memory-fraction or pass --kv-pages");
   }
-  VORTEX_ASSIGN_OR_RETURN(KVCache cache,
-                          model->create_kv_cache(kc, static_cast<int32_t>(pages)));
+  VORTEX_ASSIGN_OR_RETURN(KVCache cache, model->create_kv_cache(kc, static_cast<int32_t>(pages)));
   BackendInfo info;
   info.name = "cuda:" + std::to_string(options.device);
   info.model_name = options.model_name.empty() ? mc.name : options.model_name;
@@ -216,8 +214,7 @@ Expected<std::unique_ptr<Backend>> make_cuda_backend(const std::string& spec,
 
 namespace vortex::engine {
 
-Expected<std::unique_ptr<Backend>> make_cuda_backend(const std::string&,
-                                                     const CudaBackendOptions&,
+Expected<std::unique_ptr<Backend>> make_cuda_backend(const std::string&, const CudaBackendOptions&,
                                                      const Checkpoint*) {
   return unsupported(
       "this build has no CUDA backend; rebuild with the cuda preset (cmake --preset cuda) or use "

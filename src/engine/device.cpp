@@ -38,8 +38,8 @@ Expected<DeviceSpec> parse_device(std::string_view text) {
     const std::string_view idx = text.substr(4);
     int32_t v = -1;
     const char* end = idx.data() + idx.size();
-    if (idx.size() < 2 || idx[0] != ':' ||
-        std::from_chars(idx.data() + 1, end, v).ptr != end || v < 0) {
+    if (idx.size() < 2 || idx[0] != ':' || std::from_chars(idx.data() + 1, end, v).ptr != end ||
+        v < 0) {
       return invalid_argument("--device must be cpu, cuda, cuda:N or auto, got '" +
                               std::string(text) + "'");
     }

@@ -36,8 +36,8 @@ class CpuRunner : public ForwardRunner {
  public:
   explicit CpuRunner(std::unique_ptr<CpuModel> model) : model_(std::move(model)) {}
   const ModelConfig& config() const override { return model_->config(); }
-  Expected<KVCache> make_cache(int32_t page_size, DType kv_dtype,
-                               const flow::SparseConfig& sparse, int32_t pages) override {
+  Expected<KVCache> make_cache(int32_t page_size, DType kv_dtype, const flow::SparseConfig& sparse,
+                               int32_t pages) override {
     return KVCache::create(model_->kv_cache_config(page_size, kv_dtype, {&sparse}), pages);
   }
   Status forward(const ForwardBatch& batch, KVCache& cache, float* logits,
@@ -130,8 +130,7 @@ Expected<GenerationResult> Generator::generate_ids(std::span<const int32_t> prom
                             std::to_string(P));
   }
   const auto pages = static_cast<int32_t>((total + P - 1) / P);
-  VORTEX_ASSIGN_OR_RETURN(KVCache cache,
-                          m.model->make_cache(P, m.options.kv_dtype, sparse, pages));
+  VORTEX_ASSIGN_OR_RETURN(KVCache cache, m.model->make_cache(P, m.options.kv_dtype, sparse, pages));
   PageTable table(P);
   VORTEX_RETURN_IF_ERROR(table.reserve(total, cache.pool()));
 

@@ -5,11 +5,11 @@
 #include <memory>
 #include <vector>
 
+#include "vortex/kvcache/kv_cache.h"
 #include "vortex/model/chat_template.h"
 #include "vortex/model/checkpoint.h"
 #include "vortex/model/cpu_model.h"
 #include "vortex/model/generation.h"
-#include "vortex/kvcache/kv_cache.h"
 #include "vortex/model/tokenizer.h"
 
 namespace vortex {

@@ -12,8 +12,8 @@
 #include <chrono>
 #include <fstream>
 #include <mutex>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -142,11 +142,10 @@ int run_offline(const ServeBenchArgs& a, const std::string& cmdline) {
                                      "context of {}",
                                      a.prompt_len + a.gen_len, cfg.max_context)));
   }
-  const int64_t kv_pages = a.kv_pages > 0
-                               ? a.kv_pages
-                               : static_cast<int64_t>(a.requests) *
-                                     ((a.prompt_len + a.gen_len + a.page_size - 1) / a.page_size +
-                                      1);
+  const int64_t kv_pages =
+      a.kv_pages > 0 ? a.kv_pages
+                     : static_cast<int64_t>(a.requests) *
+                           ((a.prompt_len + a.gen_len + a.page_size - 1) / a.page_size + 1);
   std::unique_ptr<engine::Backend> backend;
   if (device->is_cuda()) {
     engine::CudaBackendOptions bo;

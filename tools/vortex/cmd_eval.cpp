@@ -147,10 +147,13 @@ int run(const EvalArgs& a, const std::string& command_line) {
   md += fmt::format("\n{} samples in {:.1f} s\n", run->samples.size(), run->seconds);
   fmt::print("{}", md);
 
-  nlohmann::json j = {{"git_sha", VORTEX_GIT_SHA}, {"model", a.model},
+  nlohmann::json j = {{"git_sha", VORTEX_GIT_SHA},
+                      {"model", a.model},
                       {"device", device->is_cuda() ? cuda_device_summary(device->ordinal) : "cpu"},
-                      {"command", command_line},   {"baseline", baseline},
-                      {"seconds", run->seconds},   {"cells", eval::to_json(cells)}};
+                      {"command", command_line},
+                      {"baseline", baseline},
+                      {"seconds", run->seconds},
+                      {"cells", eval::to_json(cells)}};
   j["perplexity"] = nlohmann::json::array();
   for (const auto& p : run->perplexity) {
     j["perplexity"].push_back({{"config", p.config},

@@ -68,7 +68,8 @@ int run_generate(GenerateArgs& args) {
 
 VORTEX_REGISTER_COMMAND(generate, 20, [](CLI::App& app, int* exit_code) {
   auto args = std::make_shared<GenerateArgs>();
-  auto* cmd = app.add_subcommand("generate", "generate text from a prompt (one request, on the CPU or a GPU)");
+  auto* cmd = app.add_subcommand("generate",
+                                 "generate text from a prompt (one request, on the CPU or a GPU)");
   cmd->add_option("--model", args->model,
                   "a .gguf file, a Hugging Face directory, 'smollm2-135m' or synthetic:<preset>")
       ->required();

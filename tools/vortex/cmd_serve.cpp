@@ -78,9 +78,10 @@ VORTEX_REGISTER_COMMAND(serve, 20, [](CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--kv-dtype", o.kv_dtype, "KV cache element type: f32 or bf16")
       ->capture_default_str();
-  cmd->add_option("--kv-memory-fraction", o.kv_memory_fraction,
-                  "KV pool (incl. aux fields) as a fraction of RAM (cpu, default 0.2) or of the GPU "
-                  "memory free after loading (cuda, default 0.9)");
+  cmd->add_option(
+      "--kv-memory-fraction", o.kv_memory_fraction,
+      "KV pool (incl. aux fields) as a fraction of RAM (cpu, default 0.2) or of the GPU "
+      "memory free after loading (cuda, default 0.9)");
   cmd->add_option("--kv-pages", o.kv_pages, "KV pool size in pages (overrides the fraction)");
   cmd->add_option("--max-batch", o.scheduler.max_batch, "requests running at once")
       ->capture_default_str();

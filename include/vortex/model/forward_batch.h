@@ -16,10 +16,10 @@ namespace vortex {
 struct SequenceChunk {
   const int32_t* tokens = nullptr;  ///< [num_tokens] new tokens (a prefill chunk, or 1 for decode)
   int32_t num_tokens = 0;
-  int64_t start_pos = 0;            ///< tokens already in the cache = position of tokens[0]
-  PageTable* pages = nullptr;       ///< reserved for start_pos + num_tokens; committed by forward
+  int64_t start_pos = 0;       ///< tokens already in the cache = position of tokens[0]
+  PageTable* pages = nullptr;  ///< reserved for start_pos + num_tokens; committed by forward
   const flow::SparseConfig* sparse = nullptr;  ///< null: dense
-  bool want_logits = true;          ///< logits of the last token (false for a mid-prompt chunk)
+  bool want_logits = true;  ///< logits of the last token (false for a mid-prompt chunk)
 };
 
 struct ForwardBatch {

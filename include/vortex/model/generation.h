@@ -1,7 +1,7 @@
-// Generation on the CPU reference engine (or one CUDA GPU): load a checkpoint, size a KV cache for one request,
-// prefill the prompt in chunks, decode until max_tokens / EOS / a stop string while streaming text,
-// and report prompt and generated token counts, speed and the selected-page fraction. Used by
-// `vortex generate` and by end-to-end tests (dense vs sparse).
+// Generation on the CPU reference engine (or one CUDA GPU): load a checkpoint, size a KV cache for
+// one request, prefill the prompt in chunks, decode until max_tokens / EOS / a stop string while
+// streaming text, and report prompt and generated token counts, speed and the selected-page
+// fraction. Used by `vortex generate` and by end-to-end tests (dense vs sparse).
 #pragma once
 
 #include <cstdint>
@@ -71,9 +71,9 @@ struct GenerationResult {
 
 /// Teacher-forced scoring of a continuation (for perplexity).
 struct ScoreResult {
-  double nll_sum = 0.0;       ///< Σ −log p(token) over the scored tokens (nats)
+  double nll_sum = 0.0;  ///< Σ −log p(token) over the scored tokens (nats)
   int64_t scored_tokens = 0;
-  int64_t selected_pages = 0;   ///< as in GenerationResult
+  int64_t selected_pages = 0;  ///< as in GenerationResult
   int64_t candidate_pages = 0;
   double perplexity() const;  ///< exp(nll_sum / scored_tokens)
 };

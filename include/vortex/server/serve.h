@@ -18,11 +18,11 @@ struct ServeOptions {
   std::vector<std::string> flows;      ///< --flows: names, .json files or directories
   std::string default_flow = "dense";  ///< --flow
   flow::BudgetParams budget;           ///< --topk-val, --topk-ratio, --bos, --eos, --layers-skip
-  std::string device = "auto";  ///< cpu, cuda, cuda:N or auto (the GPU when there is one)
+  std::string device = "auto";         ///< cpu, cuda, cuda:N or auto (the GPU when there is one)
   int32_t page_size = 16;
   std::string kv_dtype = "f32";     ///< f32 or bf16 (CPU; the GPU's cache is always bf16)
   double kv_memory_fraction = 0.0;  ///< 0: the backend's default (CPU 0.2 of RAM, GPU 0.9 of free)
-  int64_t kv_pages = 0;               ///< > 0 overrides the memory fraction
+  int64_t kv_pages = 0;             ///< > 0 overrides the memory fraction
   engine::SchedulerConfig scheduler;  ///< --max-batch, --max-tokens-per-step, --max-queue
   ServerOptions server;               ///< --host, --port, --api-key, ...
 };

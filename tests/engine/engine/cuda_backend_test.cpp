@@ -21,9 +21,9 @@
 namespace vortex::engine {
 namespace {
 
-#define SKIP_WITHOUT_GPU()                                              \
-  do {                                                                  \
-    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";     \
+#define SKIP_WITHOUT_GPU()                                          \
+  do {                                                              \
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device"; \
   } while (0)
 
 // A small Llama with a shape the CUDA kernels support (head_dim 64, G = 2).
@@ -162,7 +162,8 @@ TEST(CudaBackend, GreedyBatchedMatchesSoloWithChunkedPrefillAndPrefixSharing) {
   const RunResult batched = run(*backend, sc, reqs, arrivals);
   EXPECT_GT(batched.metrics.prefix_hit_tokens, 0u);
   EXPECT_EQ(backend->pool().num_used(), 0);
-  expect_batched_matches_solo(reqs, [&] { return gpu_backend(ck, 64); }, sc, batched, 3);
+  expect_batched_matches_solo(
+      reqs, [&] { return gpu_backend(ck, 64); }, sc, batched, 3);
 }
 
 TEST(CudaBackend, AgreesWithTheCpuBackend) {
@@ -220,7 +221,8 @@ TEST(CudaBackend, SparseFlowsShareABatchWithDense) {
   ASSERT_NE(backend, nullptr);
   const RunResult batched = run(*backend, sc, reqs, std::vector<int64_t>(reqs.size(), 0));
   EXPECT_LT(batched.metrics.selected_page_fraction(), 1.0);  // sparse rows really selected
-  expect_batched_matches_solo(reqs, [&] { return gpu_backend(ck, 64, &*flows); }, sc, batched, 3);
+  expect_batched_matches_solo(
+      reqs, [&] { return gpu_backend(ck, 64, &*flows); }, sc, batched, 3);
 }
 
 TEST(CudaBackend, LogprobsComeFromTheRawDistribution) {

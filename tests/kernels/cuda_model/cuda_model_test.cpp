@@ -191,7 +191,8 @@ TEST(CudaModel, DeviceGeneratedWeightsEqualUploadedSyntheticWeights) {
     const auto la = run(**up), la2 = run(**up), lu2 = run(**up2), lb = run(**gen);
     // Controls first: if these fail, the difference below is not about the weights.
     EXPECT_EQ(logits_difference(la, la2), "") << c.name << ": one model, two runs";
-    EXPECT_EQ(logits_difference(la, lu2), "") << c.name << ": two models, the same uploaded weights";
+    EXPECT_EQ(logits_difference(la, lu2), "")
+        << c.name << ": two models, the same uploaded weights";
     EXPECT_EQ(logits_difference(la, lb), "")
         << c.name << ": device-generated weights differ from synthetic_weights";
     // Diagnostic only (timing decides it): do two autotuned models with equal weights agree?

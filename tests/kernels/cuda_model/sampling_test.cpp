@@ -301,7 +301,8 @@ TEST(CudaSampling, TruncatedDrawsMatchTheSortingReference) {
       report << ", reference " << e.token << " [..., " << e.cum_end.at(e.token) << ")\n";
     }
     // expf on the device and std::exp here may differ in the last bit, which moves the masses by a
-    // few units and so the scaled draw: only a draw that close to a boundary changes; more is a bug.
+    // few units and so the scaled draw: only a draw that close to a boundary changes; more is a
+    // bug.
     EXPECT_GE(exact, rows - 2) << "vocab " << vocab << ": " << rows - exact
                                << " draws differ from the reference:\n"
                                << report.str();
