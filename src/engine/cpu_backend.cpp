@@ -7,7 +7,7 @@
 #include <cmath>
 #include <map>
 
-#include "logprobs.h"
+#include "backend_common.h"
 #include "vortex/kvcache/kv_cache.h"
 #include "vortex/model/sampler.h"
 
@@ -39,14 +39,7 @@ class CpuBackend : public Backend {
     batch_.seqs.clear();
     int64_t rows = 0;
     for (const ScheduledChunk& c : plan.chunks) {
-      SequenceChunk s;
-      s.tokens = c.tokens.data();
-      s.num_tokens = static_cast<int32_t>(c.tokens.size());
-      s.start_pos = c.start_pos;
-      s.pages = c.pages;
-      s.sparse = c.sparse;
-      s.want_logits = c.sample;
-      batch_.seqs.push_back(s);
+      batch_.seqs.push_back(to_sequence_chunk(c));
       rows += c.sample ? 1 : 0;
     }
     logits_.resize(static_cast<size_t>(rows * info_.vocab_size));

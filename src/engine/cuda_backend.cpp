@@ -8,7 +8,7 @@
 
 #include <algorithm>
 
-#include "logprobs.h"
+#include "backend_common.h"
 #include "vortex/core/cuda_allocator.h"
 #include "vortex/kvcache/kv_cache.h"
 #include "vortex/model/checkpoint.h"
@@ -45,14 +45,7 @@ class CudaBackend : public Backend {
     specs_.clear();
     host_logits_ = false;
     for (const ScheduledChunk& c : plan.chunks) {
-      SequenceChunk s;
-      s.tokens = c.tokens.data();
-      s.num_tokens = static_cast<int32_t>(c.tokens.size());
-      s.start_pos = c.start_pos;
-      s.pages = c.pages;
-      s.sparse = c.sparse;
-      s.want_logits = c.sample;
-      batch_.seqs.push_back(s);
+      batch_.seqs.push_back(to_sequence_chunk(c));
       if (!c.sample) continue;
       CudaSampleSpec spec;
       spec.params = c.sampling;

@@ -1,10 +1,21 @@
-#include "logprobs.h"
+#include "backend_common.h"
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 
 namespace vortex::engine {
+
+SequenceChunk to_sequence_chunk(const ScheduledChunk& c) {
+  SequenceChunk s;
+  s.tokens = c.tokens.data();
+  s.num_tokens = static_cast<int32_t>(c.tokens.size());
+  s.start_pos = c.start_pos;
+  s.pages = c.pages;
+  s.sparse = c.sparse;
+  s.want_logits = c.sample;
+  return s;
+}
 
 void fill_logprobs(std::span<const float> logits, int32_t top_n, SampledToken* s,
                    std::vector<int32_t>* scratch) {
