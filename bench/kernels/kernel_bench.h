@@ -90,5 +90,6 @@ struct PagedFixture {
 void run_attention_benches(const Options& o, Report& r);
 void run_prefill_benches(const Options& o, Report& r);
 void run_select_benches(const Options& o, Report& r);
+void run_gemm_benches(const Options& o, Report& r);
 
 }  // namespace vortex::bench

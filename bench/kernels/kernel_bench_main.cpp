@@ -151,6 +151,7 @@ int main(int argc, char** argv) {
   if (want("attention")) run_attention_benches(o, r);
   if (want("attention_prefill")) run_prefill_benches(o, r);
   if (want("select") || want("topk") || want("sparse")) run_select_benches(o, r);
+  if (want("gemm_decode")) run_gemm_benches(o, r);
 
   nlohmann::json j;
   j["bench"] = "vortex_kernel_bench";

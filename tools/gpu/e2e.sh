@@ -11,6 +11,7 @@
 #      gqa_block_topk, quest and streaming at 1/8 and 1/16 of the context.
 #   tools/gpu/e2e.sh [--bundle DIR] [--out DIR] [--budget S] [--requests N] [--gen-len G]
 #                    [--samples N] [--contexts 2048,4096,8192] [--no-serve] [--no-eval] [--no-engine-test] [--online] [--rates 0.25,0.5]
+#                    [--serve-flows block_topk,dense,quest] [--no-custom]
 # Writes e2e.json (every serving result), eval.json/.md and e2e.log under OUT ($OUT, else
 # ./gpu-e2e): few files, since the device runner returns only a handful.
 set -uo pipefail
@@ -28,6 +29,8 @@ do_eval=1
 online=0
 engine_test=1
 rates=0.25,0.5
+serve_flows=block_topk,dense,quest
+custom_stage=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --bundle) bundle="$2"; shift 2 ;;
@@ -42,7 +45,9 @@ while [ $# -gt 0 ]; do
     --online) online=1; shift ;;
     --no-engine-test) engine_test=0; shift ;;
     --rates) rates="$2"; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --serve-flows) serve_flows="$2"; shift 2 ;;
+    --no-custom) custom_stage=0; shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "e2e.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -71,7 +76,7 @@ fi
 
 if [ "$serve" = 1 ]; then
   # dense second: a budget cut should cost a sparse flow, not the baseline.
-  for flow in block_topk dense quest; do
+  for flow in ${serve_flows//,/ }; do
     lim=$(left 330)
     if [ "$lim" -lt 30 ]; then echo "serve $flow: skipped, time budget spent" | tee -a "$out/e2e.log"; continue; fi
     echo "== bench serve --offline --flow $flow ($requests x 1024 + $gen_len)" | tee -a "$out/e2e.log"
@@ -86,7 +91,7 @@ fi
 # A flow that is not built in, loaded from JSON at run time (NVRTC-compiled; no rebuild): greedy
 # text on SmolLM2 (compare with the CPU's in docs/results.md) and serving throughput.
 custom=flows/examples/centroid_norm_bonus.json
-if [ "$(left 120)" -ge 60 ]; then
+if [ "$custom_stage" = 1 ] && [ "$(left 120)" -ge 60 ]; then
   echo "== custom JSON flow $custom" | tee -a "$out/e2e.log"
   if [ -f "$VORTEX_MODEL_DIR/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
     timeout "$(left 60)" "$vortex" generate --device cuda --model smollm2-135m --chat \

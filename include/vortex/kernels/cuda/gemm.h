@@ -15,6 +15,12 @@
 
 namespace vortex::cuda {
 
+/// Whether decode-shaped products (n <= 64) may use the skinny tensor-core kernel
+/// (skinny_gemm.h) instead of cuBLASLt. kAuto: only when autotuning, and only when it measures
+/// faster (L2-cold timing); kOn: whenever it supports the shape; kOff: never. The environment
+/// variable VORTEX_SKINNY_GEMM=auto|on|off sets it for new Gemm objects.
+enum class SkinnyGemmMode { kAuto, kOn, kOff };
+
 /// Owns a cuBLASLt handle, a device workspace and the per-shape plan cache. Not thread-safe: use
 /// one per stream.
 class Gemm {
@@ -40,13 +46,18 @@ class Gemm {
 
   /// Plans the shape matmul(x, w, y, ...) would use, without running it as a product, so that a
   /// later matmul (for instance during graph capture) finds it cached. Skinny shapes (n <= 512)
-  /// are autotuned: the heuristic's top candidates are timed on these operands on `stream`
-  /// (which is synchronised, and y is overwritten), the fastest is kept.
+  /// are autotuned: the heuristic's top candidates (and the skinny kernel for n <= 64) are timed
+  /// on these operands on `stream` with a cold L2 (which is synchronised, and y is overwritten),
+  /// the fastest is kept.
   Status prepare(const void* x, const void* w, void* y, DType y_dtype, int64_t n, int64_t m,
                  int64_t k, cudaStream_t stream);
 
   /// Number of cached plans (for tests).
   size_t cached_plans() const;
+  /// Applies to shapes planned from now on.
+  void set_skinny_mode(SkinnyGemmMode mode);
+  /// Number of cached plans that run the skinny kernel.
+  int skinny_plans() const;
 
  private:
   Gemm();

@@ -104,4 +104,16 @@ __device__ __forceinline__ uint32_t score_key(float s) {
 __device__ __forceinline__ float load_score(const float* p) { return __ldg(p); }
 __device__ __forceinline__ float load_score(const __nv_bfloat16* p) { return __bfloat162float(*p); }
 
+/// c += a · b on tensor cores: mma.sync m16n8k16, bf16 in, fp32 accumulate (PTX fragment layouts:
+/// a {row g, k 2q..} {row g+8, k 2q..} {row g, k 2q+8..} {row g+8, k 2q+8..}; b {k 2q.., col g}
+/// {k 2q+8.., col g}; c {row g, col 2q, 2q+1} {row g+8, col 2q, 2q+1}; g = lane / 4, q = lane % 4).
+__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
 }  // namespace vortex::gpu::detail

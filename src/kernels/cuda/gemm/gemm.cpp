@@ -6,12 +6,17 @@
 #include <cublasLt.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
 #include <map>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "vortex/core/check.h"
 #include "vortex/core/cuda_check.h"
+#include "vortex/kernels/cuda/skinny_gemm.h"
 
 namespace vortex::cuda {
 namespace {
@@ -63,6 +68,15 @@ uint32_t operand_alignment(const void* x, const void* w, const void* y, DType y_
 
 cudaDataType_t cuda_type(DType t) { return t == DType::kF32 ? CUDA_R_32F : CUDA_R_16BF; }
 
+/// VORTEX_SKINNY_GEMM=auto|on|off (unset: auto), for A/B runs without a rebuild.
+SkinnyGemmMode skinny_mode_from_env() {
+  const char* v = std::getenv("VORTEX_SKINNY_GEMM");
+  if (v == nullptr) return SkinnyGemmMode::kAuto;
+  if (std::strcmp(v, "on") == 0) return SkinnyGemmMode::kOn;
+  if (std::strcmp(v, "off") == 0) return SkinnyGemmMode::kOff;
+  return SkinnyGemmMode::kAuto;
+}
+
 }  // namespace
 
 struct Gemm::Impl {
@@ -70,6 +84,9 @@ struct Gemm::Impl {
     MatmulDesc desc;
     MatrixLayout a, b, c;  // w (k x m, col-major), x (k x n), y (m x n)
     cublasLtMatmulAlgo_t algo{};
+    bool skinny = false;  // run skinny_gemm instead of cuBLASLt
+    SkinnyGemmShape shape;
+    Buffer skinny_workspace;  // split partials + tile counters (kept alive with the plan)
   };
   using Key = std::tuple<int64_t, int64_t, int64_t, int, uint32_t>;  // n, m, k, y dtype, align
 
@@ -81,56 +98,117 @@ struct Gemm::Impl {
     cudaStream_t stream;
   };
 
+  Allocator* alloc = nullptr;
   LtHandle handle;
   Buffer workspace;
   bool autotune = true;  // time skinny shapes' candidates (false: the heuristic's first pick)
+  SkinnyGemmMode skinny_mode = SkinnyGemmMode::kAuto;
+  int32_t num_sms = 132;
+  size_t l2_bytes = 0;
+  Buffer flush;  // written between timed runs so every candidate reads its weights from DRAM
+  bool flush_tried = false;
   std::map<Key, std::unique_ptr<Plan>> plans;
+  std::vector<Buffer> retired;  // skinny workspaces of dropped plans: captured graphs may use them
 
-  /// Index of the fastest of `found` heuristic candidates on `ops` (three timed runs each, after
-  /// one untimed run); 0 when timing is not possible.
-  int fastest(Plan& p, const cublasLtMatmulHeuristicResult_t* results, int found,
-              const Operands& ops) {
+  /// Median time in ms of `run` on `stream` over five runs, each after the L2 was overwritten
+  /// (a decode step streams gigabytes between two uses of one weight matrix, so warm-L2 timings
+  /// would favour the wrong candidate); -1 when a run fails or timing is not possible.
+  float time_cold(const std::function<bool()>& run, cudaStream_t stream) {
+    if (!flush_tried) {
+      flush_tried = true;
+      if (l2_bytes > 0) {
+        auto b = Buffer::allocate(*alloc, 2 * l2_bytes);
+        if (b.has_value()) flush = std::move(*b);
+      }
+    }
     cudaEvent_t start = nullptr, stop = nullptr;
     if (cudaEventCreate(&start) != cudaSuccess || cudaEventCreate(&stop) != cudaSuccess) {
       (void)cudaGetLastError();
-      return 0;
+      return -1.0f;
     }
+    float result = -1.0f;
+    if (run()) {  // untimed first run
+      std::vector<float> times;
+      for (int r = 0; r < 5; ++r) {
+        if (flush.size() > 0) (void)cudaMemsetAsync(flush.data(), r, flush.size(), stream);
+        (void)cudaEventRecord(start, stream);
+        if (!run()) break;
+        (void)cudaEventRecord(stop, stream);
+        float ms = 0.0f;
+        if (cudaEventSynchronize(stop) != cudaSuccess ||
+            cudaEventElapsedTime(&ms, start, stop) != cudaSuccess) {
+          break;
+        }
+        times.push_back(ms);
+      }
+      if (times.size() == 5) {
+        std::sort(times.begin(), times.end());
+        result = times[2];
+      }
+    }
+    (void)cudaGetLastError();
+    (void)cudaEventDestroy(start);
+    (void)cudaEventDestroy(stop);
+    return result;
+  }
+
+  /// Index of the fastest of `found` heuristic candidates on `ops`, and its time (ms, -1 when
+  /// nothing could be timed: index 0).
+  std::pair<int, float> fastest(Plan& p, const cublasLtMatmulHeuristicResult_t* results, int found,
+                                const Operands& ops) {
     const float alpha = 1.0f, beta = 0.0f;
     int best = 0;
-    float best_ms = 0.0f;
+    float best_ms = -1.0f;
     for (int i = 0; i < found; ++i) {
       if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
-      auto run = [&] {
-        return cublasLtMatmul(handle.get(), p.desc.get(), &alpha, ops.w, p.a.get(), ops.x,
-                              p.b.get(), &beta, ops.y, p.c.get(), ops.y, p.c.get(),
-                              &results[i].algo, workspace.data(), workspace.size(), ops.stream);
-      };
-      if (run() != CUBLAS_STATUS_SUCCESS) continue;
-      (void)cudaEventRecord(start, ops.stream);
-      for (int r = 0; r < 3; ++r) (void)run();
-      (void)cudaEventRecord(stop, ops.stream);
-      float ms = 0.0f;
-      if (cudaEventSynchronize(stop) != cudaSuccess ||
-          cudaEventElapsedTime(&ms, start, stop) != cudaSuccess) {
-        (void)cudaGetLastError();
-        continue;
-      }
-      if (best_ms == 0.0f || ms < best_ms) {
+      const float ms = time_cold(
+          [&] {
+            return cublasLtMatmul(handle.get(), p.desc.get(), &alpha, ops.w, p.a.get(), ops.x,
+                                  p.b.get(), &beta, ops.y, p.c.get(), ops.y, p.c.get(),
+                                  &results[i].algo, workspace.data(), workspace.size(),
+                                  ops.stream) == CUBLAS_STATUS_SUCCESS;
+          },
+          ops.stream);
+      if (ms >= 0.0f && (best_ms < 0.0f || ms < best_ms)) {
         best_ms = ms;
         best = i;
       }
     }
-    (void)cudaEventDestroy(start);
-    (void)cudaEventDestroy(stop);
-    return best;
+    return {best, best_ms};
+  }
+
+  /// Sets `p` up to run the skinny kernel (workspace allocated and zeroed on `stream`).
+  Status use_skinny(Plan& p, int64_t n, int64_t m, int64_t k, cudaStream_t stream) {
+    p.shape = skinny_gemm_shape(n, m, k, num_sms);
+    const size_t bytes = skinny_gemm_workspace_bytes(p.shape, n, m);
+    if (bytes > 0) {
+      VORTEX_ASSIGN_OR_RETURN(p.skinny_workspace, Buffer::allocate(*alloc, bytes));
+      VORTEX_RETURN_IF_ERROR(
+          skinny_gemm_init_workspace(p.skinny_workspace.data(), p.shape, n, m, stream));
+    }
+    p.skinny = true;
+    return Status::ok();
+  }
+
+  /// Whether `stream` is being captured into a graph (no allocation, no timing then).
+  static bool capturing(cudaStream_t stream) {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    const bool ok = cudaStreamIsCapturing(stream, &capture) == cudaSuccess;
+    (void)cudaGetLastError();
+    return !ok || capture != cudaStreamCaptureStatusNone;
   }
 
   Expected<Plan*> plan(int64_t n, int64_t m, int64_t k, DType y_dtype, uint32_t alignment,
-                       const Operands* ops) {
+                       const Operands* ops, const void* x, const void* w, cudaStream_t stream) {
     const Key key{n, m, k, static_cast<int>(y_dtype), alignment};
     if (auto it = plans.find(key); it != plans.end()) return it->second.get();
     // Prefill shapes vary with the chunk length; keep the cache bounded.
-    if (plans.size() >= 1024) plans.clear();
+    if (plans.size() >= 1024) {
+      for (auto& [key_, old] : plans) {
+        if (old->skinny_workspace.size() > 0) retired.push_back(std::move(old->skinny_workspace));
+      }
+      plans.clear();
+    }
     auto p = std::make_unique<Plan>();
     VORTEX_LT_RETURN_IF_ERROR(
         cublasLtMatmulDescCreate(p->desc.out(), CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -162,19 +240,44 @@ struct Gemm::Impl {
     // graph is being captured).
     constexpr int kCandidates = 8;
     constexpr int64_t kTunedRows = 512;
-    bool tune = autotune && ops != nullptr && n <= kTunedRows;
-    if (tune) {
-      cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-      tune = cudaStreamIsCapturing(ops->stream, &capture) == cudaSuccess &&
-             capture == cudaStreamCaptureStatusNone;
-      (void)cudaGetLastError();
+    const bool capture = capturing(stream);
+    const bool tune = autotune && ops != nullptr && n <= kTunedRows && !capture;
+    // The skinny kernel: forced on, or a candidate of the timing below (never planned during a
+    // capture: its workspace is allocated here).
+    const bool skinny_ok = skinny_mode != SkinnyGemmMode::kOff && !capture &&
+                           skinny_gemm_supported(x, w, y_dtype, n, m, k);
+    if (skinny_ok && skinny_mode == SkinnyGemmMode::kOn) {
+      VORTEX_RETURN_IF_ERROR(use_skinny(*p, n, m, k, stream));
+      Plan* raw = p.get();
+      plans.emplace(key, std::move(p));
+      return raw;
     }
     cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
     int found = 0;
     VORTEX_LT_RETURN_IF_ERROR(cublasLtMatmulAlgoGetHeuristic(
         handle.get(), p->desc.get(), p->a.get(), p->b.get(), p->c.get(), p->c.get(), pref.get(),
         tune ? kCandidates : 1, results, &found));
-    const int pick = tune && found > 1 ? fastest(*p, results, found, *ops) : 0;
+    auto [pick, pick_ms] =
+        tune && found > 0 ? fastest(*p, results, found, *ops) : std::pair<int, float>{0, -1.0f};
+    if (tune && skinny_ok) {
+      VORTEX_RETURN_IF_ERROR(use_skinny(*p, n, m, k, stream));
+      const Operands o = *ops;
+      const float skinny_ms = time_cold(
+          [&] {
+            return skinny_gemm(static_cast<const __nv_bfloat16*>(o.x),
+                               static_cast<const __nv_bfloat16*>(o.w), o.y, y_dtype, n, m, k, 0.0f,
+                               p->shape, p->skinny_workspace.data(), o.stream)
+                .is_ok();
+          },
+          o.stream);
+      if (skinny_ms >= 0.0f && (pick_ms < 0.0f || skinny_ms < pick_ms)) {
+        Plan* raw = p.get();
+        plans.emplace(key, std::move(p));
+        return raw;
+      }
+      p->skinny = false;
+      p->skinny_workspace = Buffer();
+    }
     const cublasLtMatmulHeuristicResult_t& result = results[pick];
     if (found == 0 || result.state != CUBLAS_STATUS_SUCCESS) {
       return unsupported("cuBLASLt has no algorithm for a bf16 GEMM of n=" + std::to_string(n) +
@@ -195,7 +298,17 @@ Gemm::~Gemm() = default;
 Expected<std::unique_ptr<Gemm>> Gemm::create(Allocator& alloc, size_t workspace_bytes,
                                              bool autotune) {
   std::unique_ptr<Gemm> g(new Gemm());
+  g->impl_->alloc = &alloc;
   g->impl_->autotune = autotune;
+  g->impl_->skinny_mode = skinny_mode_from_env();
+  int device = 0, sms = 0, l2 = 0;
+  if (cudaGetDevice(&device) == cudaSuccess &&
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess &&
+      cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device) == cudaSuccess) {
+    g->impl_->num_sms = sms;
+    g->impl_->l2_bytes = static_cast<size_t>(l2);
+  }
+  (void)cudaGetLastError();
   VORTEX_LT_RETURN_IF_ERROR(cublasLtCreate(g->impl_->handle.out()));
   VORTEX_ASSIGN_OR_RETURN(g->impl_->workspace, Buffer::allocate(alloc, workspace_bytes));
   return g;
@@ -203,13 +316,21 @@ Expected<std::unique_ptr<Gemm>> Gemm::create(Allocator& alloc, size_t workspace_
 
 size_t Gemm::cached_plans() const { return impl_->plans.size(); }
 
+void Gemm::set_skinny_mode(SkinnyGemmMode mode) { impl_->skinny_mode = mode; }
+
+int Gemm::skinny_plans() const {
+  int count = 0;
+  for (const auto& [key, plan] : impl_->plans) count += plan->skinny ? 1 : 0;
+  return count;
+}
+
 Status Gemm::prepare(const void* x, const void* w, void* y, DType y_dtype, int64_t n, int64_t m,
                      int64_t k, cudaStream_t stream) {
   if (n <= 0 || m <= 0 || k <= 0) return Status::ok();
   const Impl::Operands ops{x, w, y, stream};
   VORTEX_ASSIGN_OR_RETURN(
       Impl::Plan * plan,
-      impl_->plan(n, m, k, y_dtype, operand_alignment(x, w, y, y_dtype, m, k), &ops));
+      impl_->plan(n, m, k, y_dtype, operand_alignment(x, w, y, y_dtype, m, k), &ops, x, w, stream));
   (void)plan;
   return Status::ok();
 }
@@ -224,7 +345,11 @@ Status Gemm::matmul(const __nv_bfloat16* x, const __nv_bfloat16* w, void* y, DTy
   const Impl::Operands ops{x, w, y, stream};
   VORTEX_ASSIGN_OR_RETURN(Impl::Plan * plan,
                           impl_->plan(n, m, k, y_dtype, operand_alignment(x, w, y, y_dtype, m, k),
-                                      beta == 0.0f ? &ops : nullptr));
+                                      beta == 0.0f ? &ops : nullptr, x, w, stream));
+  if (plan->skinny) {
+    return skinny_gemm(x, w, y, y_dtype, n, m, k, beta, plan->shape, plan->skinny_workspace.data(),
+                       stream);
+  }
   const float alpha = 1.0f;
   return lt_status(
       cublasLtMatmul(impl_->handle.get(), plan->desc.get(), &alpha, w, plan->a.get(), x,

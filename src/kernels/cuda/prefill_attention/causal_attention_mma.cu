@@ -81,16 +81,6 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t add
                : "memory");
 }
 
-/// c += a · b (16 × 8 × 16, bf16 in, fp32 accumulate).
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
 /// Two floats -> one register of two bf16 (lo in the lower 16 bits), round to nearest even.
 __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
@@ -218,8 +208,8 @@ __global__ void __launch_bounds__(kThreads, 2)
           const int d = ks * 16 + ((lane / 8) % 2) * 8;
           uint32_t kf[4];
           ldmatrix_x4(kf, smem_addr(kt + key * kS + d));
-          mma_bf16(s[2 * np], qf[ks], kf[0], kf[1]);
-          mma_bf16(s[2 * np + 1], qf[ks], kf[2], kf[3]);
+          gd::mma_bf16(s[2 * np], qf[ks], kf[0], kf[1]);
+          gd::mma_bf16(s[2 * np + 1], qf[ks], kf[2], kf[3]);
         }
       }
       // Scale to log2 units and mask: s[n][e] is row (e < 2 ? ra : rb), key kb + 8n + 2t + e % 2.
@@ -285,8 +275,8 @@ __global__ void __launch_bounds__(kThreads, 2)
           const int d = dp * 16 + (lane / 16) * 8;
           uint32_t vf[4];
           ldmatrix_x4_trans(vf, smem_addr(vt + key * kS + d));
-          mma_bf16(o[2 * dp], pa, vf[0], vf[1]);
-          mma_bf16(o[2 * dp + 1], pa, vf[2], vf[3]);
+          gd::mma_bf16(o[2 * dp], pa, vf[0], vf[1]);
+          gd::mma_bf16(o[2 * dp + 1], pa, vf[2], vf[3]);
         }
       }
     }
