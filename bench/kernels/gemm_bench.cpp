@@ -90,11 +90,12 @@ void run_gemm_benches(const Options& o, Report& r) {
                  (void)(*gemm)->matmul(xp, wp(i), y.data(), DType::kBF16, n, sh.m, sh.k, 0.0f, s);
                }));
       }
-      for (auto [label, max_splits] : {std::pair{"skinny", 0}, std::pair{"skinny_nosplit", 1}}) {
-        const cuda::SkinnyGemmShape cut =
-            cuda::skinny_gemm_shape(n, sh.m, sh.k, r.ceilings.sms, max_splits);
+      {
+        const char* label = "skinny";
+        const cuda::SkinnyGemmShape cut = cuda::skinny_gemm_shape(n, sh.m, sh.k, r.ceilings.sms);
         DeviceVec<uint8_t> ws(std::max<size_t>(1, cuda::skinny_gemm_workspace_bytes(cut, n, sh.m)));
-        if (!cuda::skinny_gemm_init_workspace(ws.data(), cut, n, sh.m, s).is_ok()) continue;
+        if (cut.tiles == 0 || !cuda::skinny_gemm_init_workspace(ws.data(), cut, n, sh.m, s).is_ok())
+          continue;
         record(label, time_graph(s, copies, o.quick ? 5 : 15, [&](int i) {
                  (void)cuda::skinny_gemm(xp, wp(i), y.data(), DType::kBF16, n, sh.m, sh.k, 0.0f,
                                          cut, ws.data(), s);

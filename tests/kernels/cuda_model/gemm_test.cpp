@@ -101,6 +101,7 @@ TEST(CudaGemm, PlansAreCachedPerShape) {
 TEST(CudaSkinnyGemm, MatchesCpuMatmulUnsplitAndSplit) {
   VORTEX_SKIP_WITHOUT_GPU();
   std::mt19937 rng(7);
+  int unsplit = 0, split = 0;
   for (auto [n, m, k] : {std::tuple{1, 2048, 2048},
                          {5, 100, 32},
                          {8, 960, 576},
@@ -116,13 +117,13 @@ TEST(CudaSkinnyGemm, MatchesCpuMatmulUnsplitAndSplit) {
     auto dx = DeviceArray<uint16_t>::upload(to_bf16(x));
     auto dw = DeviceArray<uint16_t>::upload(to_bf16(w));
     ASSERT_TRUE(cuda::skinny_gemm_supported(dx.data(), dw.data(), DType::kBF16, n, m, k));
-    for (int32_t max_splits : {1, 0}) {
-      const cuda::SkinnyGemmShape shape = cuda::skinny_gemm_shape(n, m, k, 132, max_splits);
+    // One SM's worth of CTAs leaves most shapes unsplit; 132 SMs split k.
+    for (int32_t sms : {1, 132}) {
+      const cuda::SkinnyGemmShape shape = cuda::skinny_gemm_shape(n, m, k, sms);
+      ASSERT_GT(shape.tiles, 0);
+      (shape.splits == 1 ? unsplit : split) += 1;
       const std::string what = std::to_string(n) + "x" + std::to_string(m) + "x" +
                                std::to_string(k) + " splits " + std::to_string(shape.splits);
-      if (max_splits == 1) {
-        EXPECT_EQ(shape.splits, 1) << what;
-      }
       DeviceArray<uint8_t> ws(std::max<size_t>(1, cuda::skinny_gemm_workspace_bytes(shape, n, m)));
       ASSERT_TRUE(cuda::skinny_gemm_init_workspace(ws.data(), shape, n, m, nullptr).is_ok());
 
@@ -158,6 +159,8 @@ TEST(CudaSkinnyGemm, MatchesCpuMatmulUnsplitAndSplit) {
       EXPECT_LT(rel_l2(yacc.download(), acc_ref), 1e-4) << what;
     }
   }
+  EXPECT_GT(unsplit, 0);
+  EXPECT_GT(split, 0);
 }
 
 TEST(CudaSkinnyGemm, RejectsWhatItCannotRun) {
@@ -167,6 +170,9 @@ TEST(CudaSkinnyGemm, RejectsWhatItCannotRun) {
   EXPECT_FALSE(cuda::skinny_gemm_supported(p, p, DType::kBF16, 65, 64, 64));     // too many rows
   EXPECT_FALSE(cuda::skinny_gemm_supported(p, p, DType::kBF16, 8, 64, 48));      // k % 32
   EXPECT_FALSE(cuda::skinny_gemm_supported(p + 1, p, DType::kBF16, 8, 64, 64));  // alignment
+  // 64 rows of x with k = 65536: even 16 splits' slices exceed the shared memory.
+  EXPECT_FALSE(cuda::skinny_gemm_supported(p, p, DType::kBF16, 64, 64, 65536));
+  EXPECT_EQ(cuda::skinny_gemm_shape(64, 64, 65536, 132).tiles, 0);
   const cuda::SkinnyGemmShape shape = cuda::skinny_gemm_shape(8, 64, 64, 132);
   const Status st =
       cuda::skinny_gemm(p, p, buf.data(), DType::kBF16, 8, 64, 48, 0.0f, shape, nullptr, nullptr);

@@ -1,8 +1,9 @@
 // Skinny GEMM for decode steps: y[n, m] = x[n, k] · w[m, k]ᵀ (+ beta · y for fp32 output) for
 // n <= 64 rows, the weight-streaming shape of a decode step, where the product is bound by reading
 // w once. Tensor cores (mma.sync m16n8k16, bf16 in, fp32 accumulate) with the weight rows loaded
-// straight from global memory into mma fragments: 16-byte loads, with one k permutation shared
-// by both operands (a dot product does not depend on the order of its terms). Split-K over CTAs
+// straight from global memory into mma fragments (16-byte loads, the next group in flight while
+// one is multiplied), x staged once per CTA in shared memory, and one k permutation shared by
+// both operands (a dot product does not depend on the order of its terms). Split-K over CTAs
 // when the output has too few 128-row tiles to fill the GPU, reduced by the last CTA of each tile
 // in split order, so results are deterministic. cuda::Gemm picks it over cuBLASLt per shape when
 // it measures faster.
@@ -32,16 +33,15 @@ struct SkinnyGemmShape {
   int32_t k_per_split = 0;
 };
 
-/// Whether the kernel handles this product: 1 <= n <= 64, k a multiple of 32, x and w 16-byte
-/// aligned, bf16 or fp32 output.
+/// Whether the kernel handles this product: 1 <= n <= 64, k a multiple of 32 (and short enough that
+/// a split's x slice fits in shared memory), x and w 16-byte aligned, bf16 or fp32 output.
 bool skinny_gemm_supported(const void* x, const void* w, DType y_dtype, int64_t n, int64_t m,
                            int64_t k);
 
 /// The cut for `num_sms` multiprocessors: split k (in halves, keeping >= 128 columns per split)
-/// until there are about two CTAs per SM. `max_splits` > 0 caps the splits (tests use 1 to
-/// exercise the unsplit path).
-SkinnyGemmShape skinny_gemm_shape(int64_t n, int64_t m, int64_t k, int32_t num_sms,
-                                  int32_t max_splits = 0);
+/// until there are about two CTAs per SM, and further until a split's x slice fits the CTA's
+/// shared memory. tiles == 0: the shape cannot run.
+SkinnyGemmShape skinny_gemm_shape(int64_t n, int64_t m, int64_t k, int32_t num_sms);
 
 /// Device workspace bytes for `shape` (fp32 split partials + one counter per tile; 0 when not
 /// split). Zero it once (skinny_gemm_init_workspace) before the first product; the kernel leaves

@@ -23,6 +23,7 @@ constexpr int kTileRows = static_cast<int>(kSkinnyTileRows);
 static_assert(kTileRows == kWarps * 16);
 constexpr int kUnroll = 4;  // 32-wide k chunks whose weight loads are in flight together
 constexpr int kMaxSplits = 16;
+constexpr int64_t kSmemBytes = 96 * 1024;  // staged x per CTA (two CTAs per SM fit)
 
 /// Weights are read once per step: stream them past L1 (x stays cached there for the other warps).
 __device__ __forceinline__ uint4 load_weights(const __nv_bfloat16* p) {
@@ -41,12 +42,34 @@ __device__ __forceinline__ void store_out(void* y, bool y_f32, float beta, size_
   }
 }
 
-template <int NT>
+/// Shared-memory row stride (elements) of the staged x slice: k_per_split plus padding that puts
+/// consecutive rows 64 bytes apart modulo 128, so the 16-byte fragment loads of a quarter warp
+/// (rows g, g + 1 x four 16-byte pieces) hit 32 distinct banks.
+__host__ __device__ inline int x_stride(int k_per_split) {
+  const int rem = (2 * k_per_split) % 128;
+  return k_per_split + ((64 - rem + 128) % 128) / 2;
+}
+
+template <int NT, int U>
+__device__ __forceinline__ void load_group(const __nv_bfloat16* w_lo, const __nv_bfloat16* w_hi,
+                                           int kc, int k_end, uint4 (&lo)[U], uint4 (&hi)[U]) {
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    if (kc + u * 32 < k_end) {  // warp-uniform
+      lo[u] = load_weights(w_lo + kc + u * 32);
+      hi[u] = load_weights(w_hi + kc + u * 32);
+    }
+  }
+}
+
+template <int NT, int U>
 __global__ void __launch_bounds__(kThreads)
     skinny_gemm_kernel(const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w,
                        void* __restrict__ y, bool y_f32, float beta, int n, int m, int k,
                        int k_per_split, int splits, float* __restrict__ partials,
                        int* __restrict__ counters) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  __nv_bfloat16* xs = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [8 NT][x_stride]
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int g = lane >> 2, q = lane & 3;
   const int tile = static_cast<int>(blockIdx.x), split = static_cast<int>(blockIdx.y);
@@ -54,40 +77,50 @@ __global__ void __launch_bounds__(kThreads)
   // Rows past m are computed from a clamped row and never stored.
   const __nv_bfloat16* w_lo = w + static_cast<size_t>(min(row0 + g, m - 1)) * k + q * 8;
   const __nv_bfloat16* w_hi = w + static_cast<size_t>(min(row0 + g + 8, m - 1)) * k + q * 8;
-  const __nv_bfloat16* x_row[NT];
-  bool x_ok[NT];
-#pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    x_ok[t] = t * 8 + g < n;
-    x_row[t] = x + static_cast<size_t>(x_ok[t] ? t * 8 + g : 0) * k + q * 8;
+  const int k_begin = split * k_per_split;
+  const int k_end = min(k, k_begin + k_per_split);
+  const int stride = x_stride(k_per_split);
+
+  // The first weights are requested before x is staged, so both latencies overlap.
+  uint4 a_lo[U], a_hi[U];
+  load_group<NT, U>(w_lo, w_hi, k_begin, k_end, a_lo, a_hi);
+  {
+    const int pieces = (k_end - k_begin) / 8;  // 16-byte pieces per row
+    for (int i = static_cast<int>(threadIdx.x); i < NT * 8 * pieces; i += kThreads) {
+      const int r = i / pieces, c = (i % pieces) * 8;
+      const bool ok = r < n;
+      gd::cp_async_16(xs + r * stride + c, x + static_cast<size_t>(ok ? r : 0) * k + k_begin + c,
+                      ok ? 16 : 0);
+    }
+    gd::cp_async_commit();
+    gd::cp_async_wait<0>();
+    __syncthreads();
   }
+  const __nv_bfloat16* xw = xs + g * stride + q * 8;
+
   float acc[NT][4];
 #pragma unroll
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.0f;
-
-  const int k_begin = split * k_per_split;
-  const int k_end = min(k, k_begin + k_per_split);
-  for (int kc = k_begin; kc < k_end; kc += 32 * kUnroll) {
-    uint4 a_lo[kUnroll], a_hi[kUnroll];
+  for (int kc = k_begin; kc < k_end; kc += 32 * U) {
+    // Next group in flight while this one is multiplied.
+    uint4 n_lo[U], n_hi[U];
+    load_group<NT, U>(w_lo, w_hi, kc + 32 * U, k_end, n_lo, n_hi);
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      if (kc + u * 32 < k_end) {  // warp-uniform
-        a_lo[u] = load_weights(w_lo + kc + u * 32);
-        a_hi[u] = load_weights(w_hi + kc + u * 32);
+    for (int u = 0; u < U; ++u) {
+      if (kc + u * 32 < k_end) {
+        const uint32_t s0[4] = {a_lo[u].x, a_hi[u].x, a_lo[u].y, a_hi[u].y};
+        const uint32_t s1[4] = {a_lo[u].z, a_hi[u].z, a_lo[u].w, a_hi[u].w};
+        const int off = kc - k_begin + u * 32;
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+          const uint4 b = *reinterpret_cast<const uint4*>(xw + t * 8 * stride + off);
+          gd::mma_bf16(acc[t], s0, b.x, b.y);
+          gd::mma_bf16(acc[t], s1, b.z, b.w);
+        }
       }
     }
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      if (kc + u * 32 >= k_end) break;
-      const uint32_t s0[4] = {a_lo[u].x, a_hi[u].x, a_lo[u].y, a_hi[u].y};
-      const uint32_t s1[4] = {a_lo[u].z, a_hi[u].z, a_lo[u].w, a_hi[u].w};
-#pragma unroll
-      for (int t = 0; t < NT; ++t) {
-        const uint4 b = x_ok[t] ? load_x(x_row[t] + kc + u * 32) : make_uint4(0, 0, 0, 0);
-        gd::mma_bf16(acc[t], s0, b.x, b.y);
-        gd::mma_bf16(acc[t], s1, b.z, b.w);
-      }
-    }
+    for (int u = 0; u < U; ++u) a_lo[u] = n_lo[u], a_hi[u] = n_hi[u];
   }
 
   // acc[t] = {(row0 + g, col 2q), (row0 + g, col 2q + 1), (row0 + g + 8, 2q), (row0 + g + 8,
@@ -182,21 +215,27 @@ bool skinny_gemm_supported(const void* x, const void* w, DType y_dtype, int64_t 
   return n >= 1 && n <= kSkinnyMaxRows && m >= 1 && m <= (int64_t{1} << 30) && k >= 32 &&
          k % 32 == 0 && k <= (int64_t{1} << 30) && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
          reinterpret_cast<uintptr_t>(w) % 16 == 0 &&
-         (y_dtype == DType::kBF16 || y_dtype == DType::kF32);
+         (y_dtype == DType::kBF16 || y_dtype == DType::kF32) &&
+         skinny_gemm_shape(n, m, k, 1).tiles > 0;
 }
 
-SkinnyGemmShape skinny_gemm_shape(int64_t n, int64_t m, int64_t k, int32_t num_sms,
-                                  int32_t max_splits) {
-  (void)n;
+SkinnyGemmShape skinny_gemm_shape(int64_t n, int64_t m, int64_t k, int32_t num_sms) {
   SkinnyGemmShape s;
-  s.tiles = static_cast<int32_t>((m + kTileRows - 1) / kTileRows);
+  if (n < 1 || n > kSkinnyMaxRows || m < 1 || k < 32 || k % 32 != 0) return s;
+  const int64_t x_rows = (n + 7) / 8 * 8;
   int64_t splits = 1;
+  const int64_t tiles = (m + kTileRows - 1) / kTileRows;
   const int64_t target = 2 * static_cast<int64_t>(std::max(num_sms, 1));
-  while (s.tiles * splits < target && k / (splits * 2) >= 128 && splits * 2 <= kMaxSplits &&
-         (max_splits <= 0 || splits * 2 <= max_splits)) {
+  while (tiles * splits < target && k / (splits * 2) >= 128 && splits * 2 <= kMaxSplits) {
     splits *= 2;
   }
-  const int64_t per = ((k + splits - 1) / splits + 31) / 32 * 32;
+  // The staged x slice must fit the shared-memory budget.
+  auto per_split = [&](int64_t sp) { return ((k + sp - 1) / sp + 31) / 32 * 32; };
+  auto smem = [&](int64_t per) { return x_rows * x_stride(static_cast<int>(per)) * 2; };
+  while (smem(per_split(splits)) > kSmemBytes && splits < kMaxSplits) ++splits;
+  const int64_t per = per_split(splits);
+  if (smem(per) > kSmemBytes) return s;  // k too long for this many rows
+  s.tiles = static_cast<int32_t>(tiles);
   s.k_per_split = static_cast<int32_t>(per);
   s.splits = static_cast<int32_t>((k + per - 1) / per);
   return s;
@@ -230,7 +269,7 @@ Status skinny_gemm(const __nv_bfloat16* x, const __nv_bfloat16* w, void* y, DTyp
     return invalid_argument("skinny_gemm: beta must be 0 for bf16 output");
   if (shape.tiles != (m + kTileRows - 1) / kTileRows || shape.splits < 1 ||
       static_cast<int64_t>(shape.splits) * shape.k_per_split < k || shape.k_per_split % 32 != 0 ||
-      shape.splits > kMaxSplits) {
+      shape.splits > kMaxSplits || (n + 7) / 8 * 8 * x_stride(shape.k_per_split) * 2 > kSmemBytes) {
     return invalid_argument("skinny_gemm: the shape's cut does not match the product");
   }
   if (shape.splits > 1 && workspace == nullptr)
@@ -243,18 +282,24 @@ Status skinny_gemm(const __nv_bfloat16* x, const __nv_bfloat16* w, void* y, DTyp
   const dim3 grid(static_cast<unsigned>(shape.tiles), static_cast<unsigned>(shape.splits));
   const bool f32 = y_dtype == DType::kF32;
   const int ni = static_cast<int>(n), mi = static_cast<int>(m), ki = static_cast<int>(k);
+  auto launch = [&](auto kernel, int nt) -> Status {
+    const size_t smem = static_cast<size_t>(8 * nt) * x_stride(shape.k_per_split) * 2;
+    if (smem > 48 * 1024) {
+      VORTEX_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
+          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes)));
+    }
+    kernel<<<grid, kThreads, smem, stream>>>(x, w, y, f32, beta, ni, mi, ki, shape.k_per_split,
+                                             shape.splits, partials, counters);
+    return Status::ok();
+  };
   if (n <= 8) {
-    skinny_gemm_kernel<1><<<grid, kThreads, 0, stream>>>(
-        x, w, y, f32, beta, ni, mi, ki, shape.k_per_split, shape.splits, partials, counters);
+    VORTEX_RETURN_IF_ERROR(launch(skinny_gemm_kernel<1, 4>, 1));
   } else if (n <= 16) {
-    skinny_gemm_kernel<2><<<grid, kThreads, 0, stream>>>(
-        x, w, y, f32, beta, ni, mi, ki, shape.k_per_split, shape.splits, partials, counters);
+    VORTEX_RETURN_IF_ERROR(launch(skinny_gemm_kernel<2, 4>, 2));
   } else if (n <= 32) {
-    skinny_gemm_kernel<4><<<grid, kThreads, 0, stream>>>(
-        x, w, y, f32, beta, ni, mi, ki, shape.k_per_split, shape.splits, partials, counters);
+    VORTEX_RETURN_IF_ERROR(launch(skinny_gemm_kernel<4, 4>, 4));
   } else {
-    skinny_gemm_kernel<8><<<grid, kThreads, 0, stream>>>(
-        x, w, y, f32, beta, ni, mi, ki, shape.k_per_split, shape.splits, partials, counters);
+    VORTEX_RETURN_IF_ERROR(launch(skinny_gemm_kernel<8, 2>, 8));
   }
   VORTEX_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::ok();
