@@ -156,7 +156,7 @@ struct StepArrays {
 
 /// One flow as the CUDA step runs it: budget arguments, dense layers and its kernels.
 struct SparseFlow {
-  const flow::SparseConfig* config = nullptr;
+  flow::SparseConfig config;  // a copy: callers may pass temporaries (one per request)
   std::string name;
   gpu::BudgetArgs args;
   int32_t chunk_pages = 64;
@@ -299,7 +299,9 @@ struct CudaModel::Impl {
 
   // Sparse decode: flows by config, a planner per (decode range, chunk size), page scores, and
   // the device counter of selected pages.
-  std::map<const flow::SparseConfig*, std::unique_ptr<detail::SparseFlow>> flows;
+  // Keyed by content, not address: a caller's SparseConfig may be a temporary whose address the
+  // next request's (different) config reuses.
+  std::map<std::string, std::unique_ptr<detail::SparseFlow>> flows;
   std::map<std::pair<size_t, int32_t>, gpu::SparsePlanner> planners;
   Buffer scores;        // row page space, [capacity.pages * H_kv] f32
   Buffer selected_acc;  // [1] int64

@@ -6,7 +6,10 @@
 
 #include <cuda_runtime.h>
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <mutex>
 #include <string>
@@ -139,12 +142,29 @@ KVCacheConfig CudaModel::kv_cache_config(
   return kc;
 }
 
+namespace {
+
+/// What identifies a flow's compiled kernels and budget arguments: the program and policy objects
+/// (shared, immutable) and every budget parameter.
+std::string flow_key(const flow::SparseConfig& s) {
+  const flow::BudgetParams& b = s.budget;
+  std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|", static_cast<const void*>(s.program.get()),
+                                static_cast<const void*>(b.policy.get()), b.topk_val,
+                                std::bit_cast<uint32_t>(b.topk_ratio), b.bos, b.eos, b.block_size,
+                                b.workload_chunk_size);
+  for (int32_t l : b.layers_skip) key += std::to_string(l) + ",";
+  return key;
+}
+
+}  // namespace
+
 Expected<detail::SparseFlow*> CudaModel::Impl::flow_for(const flow::SparseConfig* sparse) {
   if (!is_sparse(sparse)) return static_cast<detail::SparseFlow*>(nullptr);
-  auto it = flows.find(sparse);
+  const std::string key = flow_key(*sparse);
+  auto it = flows.find(key);
   if (it != flows.end()) return it->second.get();
   auto f = std::make_unique<detail::SparseFlow>();
-  f->config = sparse;
+  f->config = *sparse;
   f->name = flow::flow_name(*sparse->program);
   const flow::BudgetParams& b = sparse->budget;
   f->args = gpu::BudgetArgs{b.topk_val, b.topk_ratio, b.bos, b.eos};
@@ -170,7 +190,7 @@ Expected<detail::SparseFlow*> CudaModel::Impl::flow_for(const flow::SparseConfig
       factory = factory_slot();
     }
     if (factory) {
-      VORTEX_ASSIGN_OR_RETURN(f->kernels, factory(*sparse, config));
+      VORTEX_ASSIGN_OR_RETURN(f->kernels, factory(f->config, config));
     } else {
 #if VORTEX_HAVE_FLOW_CUDA
       gpu::CudaFlowRunnerConfig rc;
@@ -182,7 +202,7 @@ Expected<detail::SparseFlow*> CudaModel::Impl::flow_for(const flow::SparseConfig
       rc.max_pages_per_request = (max_context + 15) / 16 + 1;  // as planner_for
       rc.max_total_pages = capacity.pages;                     // as `scores`
       rc.device = options.device;
-      VORTEX_ASSIGN_OR_RETURN(auto runner, gpu::CudaFlowRunner::create(*sparse, rc));
+      VORTEX_ASSIGN_OR_RETURN(auto runner, gpu::CudaFlowRunner::create(f->config, rc));
       auto kernels = std::make_unique<GeneratedFlowKernels>(std::move(runner));
       gpu::CudaFlowRunner* r = &kernels->runner();
       f->plan = [r](gpu::SparsePlanner& p, const PageTableView& pt, int32_t layer, cudaStream_t s) {
@@ -199,7 +219,7 @@ Expected<detail::SparseFlow*> CudaModel::Impl::flow_for(const flow::SparseConfig
     }
   }
   detail::SparseFlow* raw = f.get();
-  flows.emplace(sparse, std::move(f));
+  flows.emplace(key, std::move(f));
   return raw;
 }
 

@@ -228,7 +228,10 @@ void Generation::apply(Choice& c, const engine::RequestEvent& e) {
     c.done = true;
   }
   if (!stream_) return;
-  if (!delta.empty() || first_lp < c.logprobs.size() || (chat_ && !c.role_sent)) {
+  // A chunk per engine event that carried tokens, even when they completed no text (part of a
+  // UTF-8 character, a control token): clients time tokens by chunks (TTFT, TPOT).
+  if (!delta.empty() || first_lp < c.logprobs.size() || (chat_ && !c.role_sent) ||
+      (!e.tokens.empty() && !c.done)) {
     sse_ += chunk_json(c, delta, first_lp, false);
     c.role_sent = true;
   }

@@ -382,6 +382,43 @@ TEST(CudaModelSparse, GeneratedFlowsDecodeMatchCpu) {
   }
 }
 
+// A caller's SparseConfig may be a temporary: the Generator (vortex eval) passes one per request,
+// often at the same address. The model must key its flows by content, so a different config at
+// that address gets its own kernels and budget (it used to get the first one's: a wrong budget,
+// or "no aux field" when the fields differ).
+TEST(CudaModelSparse, ConfigsReusingOneAddressKeepTheirOwnFlows) {
+  VORTEX_SKIP_WITHOUT_GPU();
+  const ModelConfig c = small_config("gpu-llama-sparse", Arch::kLlama, 2, 256, 4, 2, 64, 512, 1000);
+  std::vector<flow::SparseConfig> wanted = {block_topk(3, {}), block_topk(6, {}), block_topk(3, {})};
+  wanted[2].program = flow::load_flow("gqa_block_topk").value();
+  SparsePair p(c, &wanted[0], 256, 1);
+  flow::SparseConfig slot;  // one address for all three
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    slot = wanted[i];
+    p.cpu_side.tables.clear();
+    p.gpu_side.tables.clear();
+    p.cpu_side.cache.reset();
+    p.gpu_side.cache.reset();
+    p.cpu_side.cache.emplace(
+        KVCache::create(p.cpu->kv_cache_config(16, DType::kBF16, {&slot}), 256).value());
+    p.gpu_side.cache.emplace(
+        p.gpu->create_kv_cache(p.gpu->kv_cache_config(16, {&slot}), 256).value());
+    p.cpu_side.tables.emplace_back(16);
+    p.gpu_side.tables.emplace_back(16);
+    std::vector<float> cl, gl;
+    ForwardStats cs, gs;
+    p.step({{0, random_tokens(400, c.vocab_size, 90u + static_cast<uint32_t>(i)), true}}, {&slot},
+           &cl, &gl, &cs, &gs);
+    int32_t next = argmax(cl.data(), c.vocab_size);
+    for (int step = 0; step < 3; ++step) {
+      ForwardStats c1, g1;
+      p.step({{0, {next}, true}}, {&slot}, &cl, &gl, &c1, &g1);
+      EXPECT_EQ(g1.selected_pages, c1.selected_pages) << "config " << i << " step " << step;
+      next = argmax(cl.data(), c.vocab_size);
+    }
+  }
+}
+
 TEST(CudaModelSparse, MixedDenseAndSparseRequestsInOneStep) {
   VORTEX_SKIP_WITHOUT_GPU();
   const ModelConfig c = small_config("gpu-llama-sparse", Arch::kLlama, 2, 256, 4, 2, 64, 512, 1000);

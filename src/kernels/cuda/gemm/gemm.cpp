@@ -270,7 +270,8 @@ struct Gemm::Impl {
                 .is_ok();
           },
           o.stream);
-      if (skinny_ms >= 0.0f && (pick_ms < 0.0f || skinny_ms < pick_ms)) {
+      // A clear win only: single cold runs of a few microseconds are noisy.
+      if (skinny_ms >= 0.0f && (pick_ms < 0.0f || skinny_ms < 0.95f * pick_ms)) {
         Plan* raw = p.get();
         plans.emplace(key, std::move(p));
         return raw;

@@ -50,6 +50,9 @@ __host__ __device__ inline int x_stride(int k_per_split) {
   return k_per_split + ((64 - rem + 128) % 128) / 2;
 }
 
+/// Rows of x a CTA stages (and multiplies): 8 NT for the instantiation that serves n rows.
+inline int64_t staged_rows(int64_t n) { return n <= 8 ? 8 : n <= 16 ? 16 : n <= 32 ? 32 : 64; }
+
 template <int NT, int U>
 __device__ __forceinline__ void load_group(const __nv_bfloat16* w_lo, const __nv_bfloat16* w_hi,
                                            int kc, int k_end, uint4 (&lo)[U], uint4 (&hi)[U]) {
@@ -222,7 +225,7 @@ bool skinny_gemm_supported(const void* x, const void* w, DType y_dtype, int64_t 
 SkinnyGemmShape skinny_gemm_shape(int64_t n, int64_t m, int64_t k, int32_t num_sms) {
   SkinnyGemmShape s;
   if (n < 1 || n > kSkinnyMaxRows || m < 1 || k < 32 || k % 32 != 0) return s;
-  const int64_t x_rows = (n + 7) / 8 * 8;
+  const int64_t x_rows = staged_rows(n);
   int64_t splits = 1;
   const int64_t tiles = (m + kTileRows - 1) / kTileRows;
   const int64_t target = 2 * static_cast<int64_t>(std::max(num_sms, 1));
