@@ -69,9 +69,9 @@ class CudaBackend : public Backend {
       specs_.push_back(spec);
       step.host_logits = step.host_logits || c.top_logprobs >= 0;
     }
-    VORTEX_RETURN_IF_ERROR(model_->plan(batch_, specs_,
-                                        any_from_prev ? std::span<const int32_t>(from_prev_)
-                                                      : std::span<const int32_t>()));
+    VORTEX_RETURN_IF_ERROR(model_->plan(
+        batch_, specs_,
+        any_from_prev ? std::span<const int32_t>(from_prev_) : std::span<const int32_t>()));
     step.plan = &plan;
     step.samples = specs_.size();
     planned_ = step;

@@ -62,9 +62,7 @@ void Scheduler::set_event_callback(EventCallback callback) {
 }
 int32_t Scheduler::num_running() const { return static_cast<int32_t>(state_->running.size()); }
 int32_t Scheduler::num_waiting() const { return static_cast<int32_t>(state_->waiting.size()); }
-bool Scheduler::has_work() const {
-  return !state_->seqs.empty() || !state_->inflight.empty();
-}
+bool Scheduler::has_work() const { return !state_->seqs.empty() || !state_->inflight.empty(); }
 int32_t Scheduler::num_in_flight() const { return static_cast<int32_t>(state_->inflight.size()); }
 bool Scheduler::overlap() const { return state_->overlap; }
 

@@ -59,8 +59,8 @@ bool SchedulerState::make_room_running(int32_t pages, Sequence* requester) {
 
 void SchedulerState::preempt(Sequence* seq) {
   VORTEX_CHECK(seq->status == SequenceStatus::kRunning);
-  VORTEX_CHECK_MSG(seq->chunks_in_flight == 0, "preempting request " << seq->id
-                                                                     << " with a step in flight");
+  VORTEX_CHECK_MSG(seq->chunks_in_flight == 0,
+                   "preempting request " << seq->id << " with a step in flight");
   if (seq->scheduled) {
     StepContext& step = *planning;
     for (size_t i = 0; i < step.seqs.size(); ++i) {

@@ -32,8 +32,10 @@ struct SchedulerState {
   EngineMetrics metrics;
   Scheduler::EventCallback on_event;
 
-  std::unique_ptr<StepContext> planning;  // between schedule() and launched(); else null
-  std::deque<std::unique_ptr<StepContext>> inflight;  // launched, not committed; oldest first
+  /// The step being planned, between schedule() and launched(); else null.
+  std::unique_ptr<StepContext> planning;
+  /// Launched steps not yet committed, oldest first (two at most, when overlapping).
+  std::deque<std::unique_ptr<StepContext>> inflight;
   int64_t budget_left = 0;  // tokens still free in the step being planned
   bool overlap = false;     // config.overlap && backend.supports_overlap()
   /// The step being planned is speculative (a step is in flight): no preemption, and a

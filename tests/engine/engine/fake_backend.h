@@ -69,7 +69,7 @@ class FakeBackend : public Backend {
 
   bool overlap_ = true;
   const StepPlan* plan_ = nullptr;
-  std::deque<Done> done_;  // launched steps' results, oldest first
+  std::deque<Done> done_;             // launched steps' results, oldest first
   std::vector<int32_t> prev_tokens_;  // the previous launched step's samples
   bool prev_ok_ = false;
   int32_t max_in_flight_ = 0;
