@@ -75,6 +75,15 @@ class CpuBackend : public Backend {
     if (plan == nullptr) return internal_error("cpu backend: launch() without plan()");
     Done d;
     d.status = run(*plan, &d.out);
+    if (!d.status.is_ok()) {
+      // The launch contract holds on failure too (the engine plans the next step from it): the
+      // chunks count as committed; their requests fail at wait().
+      for (const ScheduledChunk& c : plan->chunks) {
+        if (c.pages != nullptr && c.pages->num_tokens() == c.start_pos) {
+          c.pages->commit(static_cast<int64_t>(c.tokens.size()));
+        }
+      }
+    }
     prev_ok_ = d.status.is_ok();
     prev_tokens_.clear();
     for (const SampledToken& t : d.out.samples) prev_tokens_.push_back(t.token);
