@@ -1,10 +1,12 @@
 // CpuBackend: StepPlan → ForwardBatch → CpuModel::forward → per-request sampling and logprobs.
+// Overlap-capable: each step runs at launch, so two may be "in flight" (queued results).
 #include "vortex/engine/cpu_backend.h"
 
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <map>
 
 #include "backend_common.h"
@@ -34,29 +36,77 @@ class CpuBackend : public Backend {
   }
   void remove_sequence(uint64_t seq_id) override { samplers_.erase(seq_id); }
 
+  // Steps run at launch() (in launch order), so a step's token_from_prev reads the samples of the
+  // previous launched step directly; wait() hands out the queued results, oldest first.
+  bool supports_overlap() const override { return true; }
+
   Status plan(const StepPlan& plan) override {
-    plan_ = &plan;
+    if (plan_ != nullptr) return internal_error("cpu backend: plan() twice without launch()");
+    if (done_.size() >= 2) return internal_error("cpu backend: two steps are already in flight");
     batch_.seqs.clear();
+    inputs_.assign(plan.chunks.size(), -1);
     int64_t rows = 0;
-    for (const ScheduledChunk& c : plan.chunks) {
-      batch_.seqs.push_back(to_sequence_chunk(c));
+    for (size_t i = 0; i < plan.chunks.size(); ++i) {
+      const ScheduledChunk& c = plan.chunks[i];
+      SequenceChunk sc = to_sequence_chunk(c);
+      if (c.token_from_prev >= 0) {
+        if (c.tokens.size() != 1) {
+          return invalid_argument("cpu backend: token_from_prev needs a chunk of one token");
+        }
+        if (!prev_ok_ || static_cast<size_t>(c.token_from_prev) >= prev_tokens_.size()) {
+          return invalid_argument("cpu backend: token_from_prev row " +
+                                  std::to_string(c.token_from_prev) +
+                                  " is not a sample of the previous step");
+        }
+        inputs_[i] = prev_tokens_[static_cast<size_t>(c.token_from_prev)];
+        sc.tokens = &inputs_[i];
+      }
+      batch_.seqs.push_back(sc);
       rows += c.sample ? 1 : 0;
     }
     logits_.resize(static_cast<size_t>(rows * info_.vocab_size));
+    plan_ = &plan;
     return Status::ok();
   }
 
-  Status launch() override { return Status::ok(); }  // the CPU runs the step in wait()
-
-  Status wait(StepOutput* out) override {
+  Status launch() override {
     const StepPlan* plan = plan_;
     plan_ = nullptr;
-    if (plan == nullptr) return internal_error("cpu backend: wait() without plan()");
+    if (plan == nullptr) return internal_error("cpu backend: launch() without plan()");
+    Done d;
+    d.status = run(*plan, &d.out);
+    if (!d.status.is_ok()) {
+      // The launch contract holds on failure too (the engine plans the next step from it): the
+      // chunks count as committed; their requests fail at wait().
+      for (const ScheduledChunk& c : plan->chunks) {
+        if (c.pages != nullptr && c.pages->num_tokens() == c.start_pos) {
+          c.pages->commit(static_cast<int64_t>(c.tokens.size()));
+        }
+      }
+    }
+    prev_ok_ = d.status.is_ok();
+    prev_tokens_.clear();
+    for (const SampledToken& t : d.out.samples) prev_tokens_.push_back(t.token);
+    done_.push_back(std::move(d));
+    return Status::ok();
+  }
+
+  Status wait(StepOutput* out) override {
+    if (done_.empty()) return internal_error("cpu backend: wait() without launch()");
+    Done d = std::move(done_.front());
+    done_.pop_front();
+    if (!d.status.is_ok()) return d.status;
+    *out = std::move(d.out);
+    return Status::ok();
+  }
+
+ private:
+  Status run(const StepPlan& plan, StepOutput* out) {
     out->samples.clear();
     out->stats = ForwardStats{};
     VORTEX_RETURN_IF_ERROR(model_->forward(batch_, cache_, logits_.data(), &out->stats));
     size_t row = 0;
-    for (const ScheduledChunk& c : plan->chunks) {
+    for (const ScheduledChunk& c : plan.chunks) {
       if (!c.sample) continue;
       const std::span<const float> logits(logits_.data() + row * info_.vocab_size,
                                           static_cast<size_t>(info_.vocab_size));
@@ -73,15 +123,23 @@ class CpuBackend : public Backend {
     return Status::ok();
   }
 
- private:
+  struct Done {
+    Status status;
+    StepOutput out;
+  };
+
   std::unique_ptr<CpuModel> model_;
   KVCache cache_;
   BackendInfo info_;
   std::map<uint64_t, std::unique_ptr<Sampler>> samplers_;
   const StepPlan* plan_ = nullptr;
   ForwardBatch batch_;
-  std::vector<float> logits_;  // [rows with sample, vocab]
+  std::vector<int32_t> inputs_;  // [chunks] tokens taken from the previous step
+  std::vector<float> logits_;    // [rows with sample, vocab]
   std::vector<int32_t> order_;
+  std::vector<int32_t> prev_tokens_;  // the previous launched step's samples
+  bool prev_ok_ = false;
+  std::deque<Done> done_;  // launched steps' results, oldest first
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <deque>
 
 #include "backend_common.h"
 #include "vortex/core/cuda_allocator.h"
@@ -24,74 +25,93 @@ class CudaBackend : public Backend {
       : model_(std::move(model)), cache_(std::move(cache)), info_(std::move(info)) {}
 
   ~CudaBackend() override {
-    // A step may still be in flight (the engine failed between launch and wait).
-    while (launched_ > 0) {
+    // Steps may still be in flight (the engine failed between launch and wait).
+    while (!launched_.empty()) {
       (void)model_->wait(nullptr);
-      --launched_;
+      launched_.pop_front();
     }
   }
 
   const BackendInfo& info() const override { return info_; }
   PagePool& pool() override { return cache_.pool(); }
 
-  // The device sampler is stateless: seed, step index (generated.size()) and the request's
-  // parameters come with each chunk.
+  // The device sampler is stateless: seed, draw index and the request's parameters come with
+  // each chunk.
   void add_sequence(uint64_t, const SamplingParams&) override {}
   void remove_sequence(uint64_t) override {}
 
+  // Two steps may be in flight: CudaModel double-buffers its host staging and takes a decode
+  // token from the previous step's samples on the device (token_from_prev).
+  bool supports_overlap() const override { return true; }
+
   Status plan(const StepPlan& plan) override {
-    if (plan_ != nullptr) return internal_error("cuda backend: plan() while a step is pending");
+    if (planned_.plan != nullptr) {
+      return internal_error("cuda backend: plan() twice without launch()");
+    }
+    if (launched_.size() >= 2) {
+      return internal_error("cuda backend: two steps are already in flight");
+    }
     batch_.seqs.clear();
     specs_.clear();
-    host_logits_ = false;
+    from_prev_.clear();
+    Step step;
+    bool any_from_prev = false;
     for (const ScheduledChunk& c : plan.chunks) {
       batch_.seqs.push_back(to_sequence_chunk(c));
+      from_prev_.push_back(c.token_from_prev);
+      any_from_prev = any_from_prev || c.token_from_prev >= 0;
       if (!c.sample) continue;
       CudaSampleSpec spec;
       spec.params = c.sampling;
       spec.prompt = c.prompt;
       spec.generated = c.generated;
+      spec.draw_index = c.draw_index();
       specs_.push_back(spec);
-      host_logits_ = host_logits_ || c.top_logprobs >= 0;
+      step.host_logits = step.host_logits || c.top_logprobs >= 0;
     }
-    VORTEX_RETURN_IF_ERROR(model_->plan(batch_, specs_));
-    plan_ = &plan;
+    VORTEX_RETURN_IF_ERROR(model_->plan(
+        batch_, specs_,
+        any_from_prev ? std::span<const int32_t>(from_prev_) : std::span<const int32_t>()));
+    step.plan = &plan;
+    step.samples = specs_.size();
+    planned_ = step;
     return Status::ok();
   }
 
   Status launch() override {
-    if (plan_ == nullptr) return internal_error("cuda backend: launch() without plan()");
-    if (Status s = model_->launch(cache_); !s.is_ok()) {
-      plan_ = nullptr;
-      return s;
-    }
-    ++launched_;
+    const Step step = planned_;
+    planned_ = Step{};
+    if (step.plan == nullptr) return internal_error("cuda backend: launch() without plan()");
+    VORTEX_RETURN_IF_ERROR(model_->launch(cache_));
+    launched_.push_back(step);
     return Status::ok();
   }
 
   Status wait(StepOutput* out) override {
-    const StepPlan* plan = plan_;
-    plan_ = nullptr;
-    if (plan == nullptr || launched_ == 0) {
-      return internal_error("cuda backend: wait() without launch()");
-    }
-    --launched_;
+    if (launched_.empty()) return internal_error("cuda backend: wait() without launch()");
+    const Step step = launched_.front();
+    launched_.pop_front();
     VORTEX_RETURN_IF_ERROR(model_->wait(&result_));
     out->samples.clear();
     out->stats = result_.stats;
-    if (result_.tokens.size() != specs_.size()) {
+    if (result_.tokens.size() != step.samples) {
       return internal_error("cuda backend: the step returned " +
                             std::to_string(result_.tokens.size()) + " samples for " +
-                            std::to_string(specs_.size()) + " sampled chunks");
+                            std::to_string(step.samples) + " sampled chunks");
     }
     const auto V = static_cast<size_t>(info_.vocab_size);
-    if (host_logits_) {
-      logits_.resize(specs_.size() * V);
+    if (step.host_logits) {
+      // The logits buffer holds the last step's rows only: a step that returns logprobs must be
+      // the last one launched (the scheduler drains the pipeline after it).
+      if (!launched_.empty()) {
+        return internal_error("cuda backend: logprobs of a step with another step in flight");
+      }
+      logits_.resize(step.samples * V);
       VORTEX_RETURN_IF_ERROR(
-          model_->read_logits(logits_.data(), static_cast<int64_t>(specs_.size())));
+          model_->read_logits(logits_.data(), static_cast<int64_t>(step.samples)));
     }
     size_t row = 0;
-    for (const ScheduledChunk& c : plan->chunks) {
+    for (const ScheduledChunk& c : step.plan->chunks) {
       if (!c.sample) continue;
       SampledToken s;
       s.token = result_.tokens[row];
@@ -106,14 +126,21 @@ class CudaBackend : public Backend {
   }
 
  private:
+  /// A planned or launched step: what wait() needs of it.
+  struct Step {
+    const StepPlan* plan = nullptr;
+    size_t samples = 0;        // chunks with sample
+    bool host_logits = false;  // a chunk wants logprobs
+  };
+
   std::unique_ptr<CudaModel> model_;
   KVCache cache_;
   BackendInfo info_;
-  const StepPlan* plan_ = nullptr;
-  int32_t launched_ = 0;
-  ForwardBatch batch_;
+  Step planned_;
+  std::deque<Step> launched_;  // oldest first, at most two
+  ForwardBatch batch_;         // scratch of plan(): CudaModel stages it on the host
   std::vector<CudaSampleSpec> specs_;
-  bool host_logits_ = false;
+  std::vector<int32_t> from_prev_;
   CudaStepResult result_;
   std::vector<float> logits_;  // [sampled rows, vocab], only when a chunk wants logprobs
   std::vector<int32_t> order_;

@@ -78,9 +78,36 @@ void Engine::loop() {
   while (true) {
     work_cv_.wait(lock, [&] { return stop_ || scheduler_->has_work(); });
     if (stop_ && !scheduler_->has_work()) break;
-    StepContext* ctx = scheduler_->schedule();
+    // Backend calls run without the lock: submit() and cancel() proceed meanwhile (they touch
+    // only the queues and the cancel list, never the sequences of a scheduled step).
+    bool progress = false;
+    // Launch what can run now: the next step and, when overlapping, the one after it, which is
+    // planned while the first runs.
+    while (StepContext* ctx = scheduler_->schedule()) {
+      lock.unlock();
+      Status st = backend_->plan(ctx->plan);
+      if (st.is_ok()) st = backend_->launch();
+      lock.lock();
+      if (!st.is_ok()) VORTEX_LOG_ERROR("engine step failed: {}", st.to_string());
+      scheduler_->launched(st);
+      progress = true;
+      if (!st.is_ok()) break;
+    }
     sample_throughput();
-    if (ctx == nullptr) {
+    if (scheduler_->num_in_flight() > 0) {
+      lock.unlock();
+      StepOutput out;
+      const Status st = backend_->wait(&out);
+      lock.lock();
+      if (st.is_ok()) {
+        scheduler_->commit(out);
+      } else {
+        VORTEX_LOG_ERROR("engine step failed: {}", st.to_string());
+        scheduler_->fail_step(st);
+      }
+      progress = true;
+    }
+    if (!progress) {
       if (!scheduler_->has_work()) {
         idle_cv_.notify_all();
       } else {
@@ -88,20 +115,6 @@ void Engine::loop() {
         work_cv_.wait_for(lock, std::chrono::milliseconds(5));
       }
       continue;
-    }
-    // Run the step without the lock: submit() and cancel() proceed meanwhile (they touch only
-    // the queues and the cancel list, never the sequences in this step).
-    lock.unlock();
-    StepOutput out;
-    Status st = backend_->plan(ctx->plan);
-    if (st.is_ok()) st = backend_->launch();
-    if (st.is_ok()) st = backend_->wait(&out);
-    lock.lock();
-    if (st.is_ok()) {
-      scheduler_->commit(out);
-    } else {
-      VORTEX_LOG_ERROR("engine step failed: {}", st.to_string());
-      scheduler_->fail_step(st);
     }
     if (!scheduler_->has_work()) idle_cv_.notify_all();
   }

@@ -41,6 +41,12 @@ Scheduler::Scheduler(SchedulerConfig config, Backend& backend)
 }
 
 Scheduler::~Scheduler() {
+  // Steps in flight may still write pages: let them finish first.
+  while (!state_->inflight.empty()) {
+    StepOutput out;
+    (void)state_->backend.wait(&out);
+    state_->inflight.pop_front();
+  }
   // Release every page before the pool's owner (the backend) goes away.
   for (auto& [id, seq] : state_->seqs) {
     seq->pages.release(state_->pool);
@@ -56,7 +62,9 @@ void Scheduler::set_event_callback(EventCallback callback) {
 }
 int32_t Scheduler::num_running() const { return static_cast<int32_t>(state_->running.size()); }
 int32_t Scheduler::num_waiting() const { return static_cast<int32_t>(state_->waiting.size()); }
-bool Scheduler::has_work() const { return !state_->seqs.empty(); }
+bool Scheduler::has_work() const { return !state_->seqs.empty() || !state_->inflight.empty(); }
+int32_t Scheduler::num_in_flight() const { return static_cast<int32_t>(state_->inflight.size()); }
+bool Scheduler::overlap() const { return state_->overlap; }
 
 Status Scheduler::validate(const GenerationRequest& request) const {
   const BackendInfo& info = state_->backend.info();
@@ -122,21 +130,90 @@ void Scheduler::cancel_all() {
   for (const auto& [id, seq] : state_->seqs) state_->cancels.push_back(id);
 }
 
+namespace {
+
+bool has_penalties(const SamplingParams& p) {
+  return p.repetition_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f;
+}
+
+/// Whether the step after `ctx` (in flight) may be planned before `ctx` is committed. Not when
+/// the host needs what `ctx` produces first: logits for logprobs (the backend's logits buffer
+/// would be overwritten), or a sampled token for the penalties of the next draw.
+bool may_speculate_after(const StepContext& ctx) {
+  for (size_t i = 0; i < ctx.seqs.size(); ++i) {
+    const ScheduledChunk& c = ctx.plan.chunks[i];
+    if (!c.sample) continue;
+    if (c.top_logprobs >= 0) return false;
+    const Sequence* seq = ctx.seqs[i];
+    if (seq != nullptr && has_penalties(seq->request.sampling)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 StepContext* Scheduler::schedule() {
   SchedulerState& s = *state_;
-  VORTEX_CHECK_MSG(!s.step_open, "schedule() called twice without commit()");
+  VORTEX_CHECK_MSG(s.planning == nullptr, "schedule() called twice without launched()");
+  // Cancellations apply at once, also to requests with chunks in flight (their samples are
+  // discarded when those steps commit).
   for (uint64_t id : s.cancels) {
     auto it = s.seqs.find(id);
     if (it != s.seqs.end()) s.finish(it->second.get(), FinishReason::kCancelled, RequestEvent{});
   }
   s.cancels.clear();
-  s.step = StepContext{};
+  if (!s.inflight.empty()) {
+    // Speculate only behind a single step in flight, when nothing asks for a drained pipeline.
+    if (!s.overlap || s.inflight.size() > 1 || s.drain_next ||
+        !may_speculate_after(*s.inflight.back())) {
+      return nullptr;
+    }
+    s.speculating = true;
+  } else {
+    s.speculating = false;
+    s.drain_next = false;
+  }
+  s.planning = std::make_unique<StepContext>();
+  s.planning->speculative = s.speculating;
   s.budget_left = s.config.max_tokens_per_step;
   steps::decode::step(s);
   steps::prefill::step(s);
-  if (s.step.plan.empty()) return nullptr;
-  s.step_open = true;
-  return &s.step;
+  s.speculating = false;
+  if (s.planning->plan.empty()) {
+    s.planning.reset();
+    return nullptr;
+  }
+  return s.planning.get();
+}
+
+void Scheduler::launched(const Status& status) {
+  SchedulerState& s = *state_;
+  VORTEX_CHECK_MSG(s.planning != nullptr, "launched() without schedule()");
+  std::unique_ptr<StepContext> ctx = std::move(s.planning);
+  for (Sequence* seq : ctx->seqs) seq->scheduled = false;
+  if (!status.is_ok()) {
+    // The step never ran: its requests fail (also in the step in flight, whose samples for them
+    // are then discarded).
+    const std::vector<Sequence*> failed = ctx->seqs;
+    for (Sequence* seq : failed) {
+      // A failed launch leaves the reserved tokens uncommitted; release() frees them.
+      RequestEvent event;
+      event.error = status.to_string();
+      s.finish(seq, FinishReason::kError, std::move(event));
+    }
+    return;
+  }
+  if (ctx->speculative) ++s.metrics.overlapped_steps;
+  int32_t row = 0;
+  for (size_t i = 0; i < ctx->seqs.size(); ++i) {
+    Sequence* seq = ctx->seqs[i];
+    ++seq->chunks_in_flight;
+    if (ctx->plan.chunks[i].sample) {
+      ++seq->tokens_in_flight;
+      seq->last_sample_row = row++;
+    }
+  }
+  s.inflight.push_back(std::move(ctx));
 }
 
 namespace {
@@ -159,31 +236,44 @@ double seconds_between(Sequence::Clock::time_point a, Sequence::Clock::time_poin
 
 void Scheduler::commit(const StepOutput& output) {
   SchedulerState& s = *state_;
-  VORTEX_CHECK(s.step_open);
-  s.step_open = false;
+  VORTEX_CHECK_MSG(!s.inflight.empty(), "commit() without a launched step");
+  const std::unique_ptr<StepContext> ctx = std::move(s.inflight.front());
+  s.inflight.pop_front();
   const BackendInfo& info = s.backend.info();
   const auto now = Sequence::Clock::now();
   ++s.metrics.steps;
   s.metrics.selected_pages += static_cast<uint64_t>(output.stats.selected_pages);
   s.metrics.candidate_pages += static_cast<uint64_t>(output.stats.candidate_pages);
-  for (Sequence* seq : s.step.seqs) seq->scheduled = false;
+  for (Sequence* seq : ctx->seqs) {
+    if (seq != nullptr) --seq->chunks_in_flight;
+  }
 
   size_t sample_idx = 0;
-  for (size_t i = 0; i < s.step.seqs.size(); ++i) {
-    Sequence* seq = s.step.seqs[i];
-    const ScheduledChunk& chunk = s.step.plan.chunks[i];
+  for (size_t i = 0; i < ctx->seqs.size(); ++i) {
+    Sequence* seq = ctx->seqs[i];
+    const ScheduledChunk& chunk = ctx->plan.chunks[i];
     const auto n = static_cast<int64_t>(chunk.tokens.size());
-    VORTEX_CHECK_MSG(seq->computed() == chunk.start_pos + n,
-                     "backend did not commit the chunk of request " << seq->id);
     s.metrics.computed_tokens += static_cast<uint64_t>(n);
-    RequestEvent event;
-    FinishReason reason = FinishReason::kNone;
+    const SampledToken* t = nullptr;
     if (chunk.sample) {
       VORTEX_CHECK_MSG(sample_idx < output.samples.size(), "backend returned too few samples");
-      const SampledToken& t = output.samples[sample_idx++];
-      VORTEX_CHECK_MSG(t.token >= 0 && t.token < info.vocab_size, "sampled token out of range");
-      seq->tokens.push_back(t.token);
-      event.tokens.push_back(t);
+      t = &output.samples[sample_idx++];
+      VORTEX_CHECK_MSG(t->token >= 0 && t->token < info.vocab_size, "sampled token out of range");
+    }
+    if (seq == nullptr) {  // finished while this step was in flight
+      s.metrics.discarded_tokens += t != nullptr ? 1 : 0;
+      continue;
+    }
+    // A later step in flight may have committed more tokens to the page table.
+    VORTEX_CHECK_MSG(seq->computed() >= chunk.start_pos + n &&
+                         static_cast<int64_t>(seq->tokens.size()) >= chunk.start_pos + n,
+                     "backend did not commit the chunk of request " << seq->id);
+    RequestEvent event;
+    FinishReason reason = FinishReason::kNone;
+    if (t != nullptr) {
+      --seq->tokens_in_flight;
+      seq->tokens.push_back(t->token);
+      event.tokens.push_back(*t);
       ++s.metrics.generated_tokens;
       if (!seq->got_first_token) {
         seq->got_first_token = true;
@@ -192,7 +282,7 @@ void Scheduler::commit(const StepOutput& output) {
         s.metrics.itl.observe(seconds_between(seq->last_token_time, now));
       }
       seq->last_token_time = now;
-      if (is_stop_token(*seq, t.token, info)) {
+      if (is_stop_token(*seq, t->token, info)) {
         reason = FinishReason::kStop;
         event.stopped_on_token = true;
       } else if (seq->num_generated() >= seq->request.sampling.max_tokens ||
@@ -201,7 +291,9 @@ void Scheduler::commit(const StepOutput& output) {
       }
     }
     if (s.cacheable(*seq)) {
-      const auto full = static_cast<int32_t>(seq->computed() / s.page_size);
+      // Only pages this step (or an earlier one) completed: never a page a step in flight
+      // still writes, whose tokens the host may not know yet.
+      const auto full = static_cast<int32_t>((chunk.start_pos + n) / s.page_size);
       if (full > seq->cached_pages) {
         s.cache.insert(s.cache_domain(*seq), seq->tokens, seq->pages.pages(), full);
         seq->cached_pages = full;
@@ -214,37 +306,45 @@ void Scheduler::commit(const StepOutput& output) {
     }
   }
   VORTEX_CHECK_MSG(sample_idx == output.samples.size(), "backend returned too many samples");
-  s.step = StepContext{};
 }
 
 void Scheduler::fail_step(const Status& status) {
   SchedulerState& s = *state_;
-  VORTEX_CHECK(s.step_open);
-  s.step_open = false;
-  const std::vector<Sequence*> failed = s.step.seqs;
-  for (Sequence* seq : failed) seq->scheduled = false;
-  for (Sequence* seq : failed) {
+  VORTEX_CHECK_MSG(!s.inflight.empty(), "fail_step() without a launched step");
+  const std::unique_ptr<StepContext> ctx = std::move(s.inflight.front());
+  s.inflight.pop_front();
+  for (Sequence* seq : ctx->seqs) {
+    if (seq != nullptr) --seq->chunks_in_flight;
+  }
+  for (Sequence* seq : ctx->seqs) {
+    if (seq == nullptr) continue;
     RequestEvent event;
     event.error = status.to_string();
     s.finish(seq, FinishReason::kError, std::move(event));
   }
-  s.step = StepContext{};
 }
 
 bool Scheduler::step() {
-  StepContext* ctx = schedule();
-  if (ctx == nullptr) return false;
   Backend& backend = state_->backend;
-  StepOutput out;
-  Status st = backend.plan(ctx->plan);
-  if (st.is_ok()) st = backend.launch();
-  if (st.is_ok()) st = backend.wait(&out);
-  if (st.is_ok()) {
-    commit(out);
-  } else {
-    fail_step(st);
+  bool progress = false;
+  while (StepContext* ctx = schedule()) {
+    Status st = backend.plan(ctx->plan);
+    if (st.is_ok()) st = backend.launch();
+    launched(st);
+    progress = true;
+    if (!st.is_ok()) break;
   }
-  return true;
+  if (num_in_flight() > 0) {
+    StepOutput out;
+    const Status st = backend.wait(&out);
+    if (st.is_ok()) {
+      commit(out);
+    } else {
+      fail_step(st);
+    }
+    progress = true;
+  }
+  return progress;
 }
 
 const EngineMetrics& Scheduler::metrics() {
@@ -285,6 +385,31 @@ std::string Scheduler::check_invariants() const {
     }
   }
   for (int32_t p : s.cache.pages()) ++refs[p];
+  // Steps in flight: every chunk's sequence is alive and counts it.
+  std::map<const Sequence*, std::pair<int32_t, int32_t>> in_flight;  // chunks, samples
+  for (const auto& ctx : s.inflight) {
+    for (size_t i = 0; i < ctx->seqs.size(); ++i) {
+      const Sequence* seq = ctx->seqs[i];
+      if (seq == nullptr) continue;
+      if (s.seqs.count(seq->id) == 0 || s.seqs.at(seq->id).get() != seq) {
+        err << "a step in flight refers to a finished request; ";
+        continue;
+      }
+      ++in_flight[seq].first;
+      in_flight[seq].second += ctx->plan.chunks[i].sample ? 1 : 0;
+    }
+  }
+  for (const auto& [id, seq] : s.seqs) {
+    const auto it = in_flight.find(seq.get());
+    const auto counts = it == in_flight.end() ? std::pair<int32_t, int32_t>{0, 0} : it->second;
+    if (seq->chunks_in_flight != counts.first || seq->tokens_in_flight != counts.second) {
+      err << "request " << id << " counts " << seq->chunks_in_flight << " chunks / "
+          << seq->tokens_in_flight << " tokens in flight, the steps hold " << counts.first << " / "
+          << counts.second << "; ";
+    }
+    if (seq->scheduled && s.planning == nullptr) err << "request " << id << " left scheduled; ";
+  }
+  if (s.inflight.size() > (s.overlap ? 2u : 1u)) err << "too many steps in flight; ";
   int32_t held = 0;
   for (int32_t p = 0; p < s.pool.capacity(); ++p) {
     const auto it = refs.find(p);

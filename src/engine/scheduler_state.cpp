@@ -13,7 +13,8 @@ SchedulerState::SchedulerState(SchedulerConfig config_, Backend& backend_)
       backend(backend_),
       pool(backend_.pool()),
       page_size(backend_.info().page_size),
-      cache(backend_.pool(), backend_.info().page_size) {}
+      cache(backend_.pool(), backend_.info().page_size),
+      overlap(config.overlap && backend_.supports_overlap()) {}
 
 bool SchedulerState::cacheable(const Sequence& seq) const {
   return config.prefix_cache && seq.request.flow.prefix_cacheable;
@@ -49,9 +50,19 @@ bool SchedulerState::make_room(int32_t pages, Sequence* requester, bool allow_pr
   return true;
 }
 
+bool SchedulerState::make_room_running(int32_t pages, Sequence* requester) {
+  if (!speculating) return make_room(pages, requester, /*allow_preempt=*/true);
+  if (make_room(pages, requester, /*allow_preempt=*/false)) return true;
+  drain_next = true;  // preemption needs an empty pipeline
+  return false;
+}
+
 void SchedulerState::preempt(Sequence* seq) {
   VORTEX_CHECK(seq->status == SequenceStatus::kRunning);
+  VORTEX_CHECK_MSG(seq->chunks_in_flight == 0,
+                   "preempting request " << seq->id << " with a step in flight");
   if (seq->scheduled) {
+    StepContext& step = *planning;
     for (size_t i = 0; i < step.seqs.size(); ++i) {
       if (step.seqs[i] != seq) continue;
       budget_left += static_cast<int64_t>(step.plan.chunks[i].tokens.size());
@@ -87,10 +98,38 @@ void SchedulerState::add_chunk(Sequence* seq, int64_t n) {
   c.prompt = seq->prompt();
   c.generated = seq->generated();
   c.top_logprobs = seq->request.top_logprobs;
-  step.plan.chunks.push_back(c);
-  step.seqs.push_back(seq);
+  planning->plan.chunks.push_back(c);
+  planning->seqs.push_back(seq);
   seq->scheduled = true;
   budget_left -= n;
+}
+
+void SchedulerState::add_chunk_from_prev(Sequence* seq) {
+  VORTEX_CHECK(seq->remaining() == 0 && seq->tokens_in_flight == 1 && seq->last_sample_row >= 0);
+  VORTEX_CHECK(!seq->scheduled);
+  ScheduledChunk c;
+  c.seq_id = seq->id;
+  seq->placeholder_token = -1;
+  c.tokens = std::span<const int32_t>(&seq->placeholder_token, 1);
+  c.start_pos = seq->computed();
+  c.pages = &seq->pages;
+  c.sparse = seq->request.flow.sparse.get();
+  c.sample = true;
+  c.sampling = &seq->request.sampling;
+  c.prompt = seq->prompt();
+  c.generated = seq->generated();
+  c.top_logprobs = seq->request.top_logprobs;
+  c.token_from_prev = seq->last_sample_row;
+  planning->plan.chunks.push_back(c);
+  planning->seqs.push_back(seq);
+  seq->scheduled = true;
+  budget_left -= 1;
+}
+
+bool SchedulerState::ends_after_in_flight(const Sequence& seq) const {
+  const int64_t tokens = static_cast<int64_t>(seq.tokens.size()) + seq.tokens_in_flight;
+  return seq.num_generated() + seq.tokens_in_flight >= seq.request.sampling.max_tokens ||
+         tokens >= backend.info().max_context;
 }
 
 int32_t SchedulerState::outstanding_prefill_pages() const {
@@ -106,7 +145,18 @@ void SchedulerState::emit(const Sequence& seq, const RequestEvent& event) {
 
 void SchedulerState::finish(Sequence* seq, FinishReason reason, RequestEvent event) {
   VORTEX_CHECK(reason != FinishReason::kNone);
-  VORTEX_CHECK(!seq->scheduled || !step_open);
+  VORTEX_CHECK(!seq->scheduled || planning == nullptr);
+  if (seq->chunks_in_flight > 0) {
+    // Steps in flight still compute this sequence's chunks: their samples are discarded at
+    // commit. Its pages may be reused by a later step, which runs after them (stream order).
+    for (auto& ctx : inflight) {
+      for (Sequence*& s : ctx->seqs) {
+        if (s == seq) s = nullptr;
+      }
+    }
+    seq->chunks_in_flight = 0;
+    seq->tokens_in_flight = 0;
+  }
   seq->pages.release(pool);
   erase_from(running, seq);
   erase_from(waiting, seq);

@@ -39,7 +39,8 @@ cuda::SamplingRow sampling_row(const CudaSampleSpec* spec) {
     row.presence_penalty = p.presence_penalty;
     row.seed = p.seed;
   }
-  row.offset = static_cast<uint64_t>(spec->generated.size());
+  row.offset = static_cast<uint64_t>(
+      spec->draw_index >= 0 ? spec->draw_index : static_cast<int64_t>(spec->generated.size()));
   return row;
 }
 

@@ -54,6 +54,12 @@ std::string render_prometheus(const engine::EngineMetrics& m) {
          "Tokens whose K/V a step computed (prefill, recompute and decode).",
          static_cast<double>(m.computed_tokens));
   metric(out, "vortex_steps_total", "counter", "Engine steps run.", static_cast<double>(m.steps));
+  metric(out, "vortex_overlapped_steps_total", "counter",
+         "Steps planned and launched while the previous step was still running.",
+         static_cast<double>(m.overlapped_steps));
+  metric(out, "vortex_discarded_tokens_total", "counter",
+         "Tokens an overlapped step sampled for a request that had already finished.",
+         static_cast<double>(m.discarded_tokens));
   metric(out, "vortex_preemptions_total", "counter", "Requests preempted by recompute.",
          static_cast<double>(m.preemptions));
   metric(out, "vortex_requests_submitted_total", "counter", "Requests accepted.",

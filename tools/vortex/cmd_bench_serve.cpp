@@ -46,6 +46,7 @@ struct ServeBenchArgs {
   bool ignore_eos = true;
   int64_t kv_pages = 0;
   int max_batch = 256, max_tokens_per_step = 2048;
+  bool overlap = true;
   uint64_t seed = 1;
   // online
   std::string url = "http://127.0.0.1:8000";
@@ -176,6 +177,7 @@ int run_offline(const ServeBenchArgs& a, const std::string& cmdline) {
   ec.scheduler.max_batch = a.max_batch;
   ec.scheduler.max_tokens_per_step = a.max_tokens_per_step;
   ec.scheduler.max_waiting = std::max(ec.scheduler.max_waiting, a.requests);
+  ec.scheduler.overlap = a.overlap;
   auto eng = engine::Engine::create(std::move(backend), ec);
   if (!eng) return fail(eng.status());
 
@@ -250,6 +252,10 @@ int run_offline(const ServeBenchArgs& a, const std::string& cmdline) {
              percentile(ttft, 50), percentile(ttft, 95));
   fmt::print("  peak KV pages    {} of {}; prefix hit rate {:.3f}; selected pages {:.3f}\n",
              peak_pages, m.kv_pages_total, m.prefix_hit_rate(), sel);
+  fmt::print(
+      "  steps            {} ({} overlapped, {} discarded tokens; overlap {}), {:.3f} ms/step\n",
+      m.steps, m.overlapped_steps, m.discarded_tokens, a.overlap ? "on" : "off",
+      m.steps > 0 ? 1e3 * wall / static_cast<double>(m.steps) : 0.0);
   if (!leak.empty()) fmt::print("  WARNING: scheduler invariant: {}\n", leak);
   nlohmann::json j = {{"git_sha", VORTEX_GIT_SHA},
                       {"command", cmdline},
@@ -267,6 +273,10 @@ int run_offline(const ServeBenchArgs& a, const std::string& cmdline) {
                       {"kv_pages_total", m.kv_pages_total},
                       {"prefix_hit_rate", m.prefix_hit_rate()},
                       {"selected_fraction", sel},
+                      {"overlap", a.overlap},
+                      {"steps", m.steps},
+                      {"overlapped_steps", m.overlapped_steps},
+                      {"discarded_tokens", m.discarded_tokens},
                       {"results", {{{"config", label}, {"tokens_per_s", tput}}}}};
   write_json(a.json_out, j);
   return leak.empty() ? 0 : 1;
@@ -418,6 +428,8 @@ VORTEX_REGISTER_COMMAND(bench_serve, 61, [](CLI::App& app, int* exit_code) {
   cmd->add_option("--kv-pages", args->kv_pages, "offline: KV pool pages (default: enough for all)");
   cmd->add_option("--max-batch", args->max_batch, "offline: scheduler batch limit");
   cmd->add_option("--max-tokens-per-step", args->max_tokens_per_step, "offline: step token budget");
+  cmd->add_flag("!--no-overlap", args->overlap,
+                "offline: run one engine step at a time (default: plan step N+1 while N runs)");
   cmd->add_option("--seed", args->seed, "prompt seed");
   cmd->add_option("--url", args->url, "online: server URL");
   cmd->add_option("--rate", args->rate, "online: requests per second (Poisson)");

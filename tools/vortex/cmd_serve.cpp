@@ -91,6 +91,8 @@ VORTEX_REGISTER_COMMAND(serve, 20, [](CLI::App& app, int* exit_code) {
   cmd->add_option("--max-queue", o.scheduler.max_waiting, "waiting requests before 429")
       ->capture_default_str();
   cmd->add_flag("--no-prefix-cache{false}", o.scheduler.prefix_cache, "disable the prefix cache");
+  cmd->add_flag("--no-overlap{false}", o.scheduler.overlap,
+                "run one engine step at a time (default: plan step N+1 while step N runs)");
   cmd->add_option("--max-body-bytes", o.server.max_body_bytes, "largest request body (else 413)")
       ->capture_default_str();
   cmd->add_option("--http-threads", o.server.http_threads, "concurrent HTTP connections")

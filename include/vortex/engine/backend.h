@@ -2,7 +2,10 @@
 // page admission (through the backend's PagePool); a backend only turns a planned batch of
 // sequence chunks into sampled tokens. `plan` (host work: CSR page tables, staging, allocation)
 // is separate from `launch`/`wait` (execution only), so a CUDA backend can capture decode steps
-// in a graph and the engine can overlap host work with a running step.
+// in a graph and the engine can overlap host work with a running step. A backend that
+// supports_overlap() accepts a second plan/launch while one step is in flight: the engine then
+// plans step N+1 on the host while step N runs, feeding N's sampled tokens to N+1 on the device
+// (ScheduledChunk::token_from_prev).
 #pragma once
 
 #include <cstdint>
@@ -38,7 +41,8 @@ struct BackendInfo {
 
 /// One sequence's part of a step: `tokens` are new tokens whose K/V the step computes, at
 /// positions start_pos.. (start_pos == pages->num_tokens()). Pages are reserved by the engine
-/// before `plan`; the backend commits the tokens to `pages` when the step runs.
+/// before `plan`; the backend commits the tokens to `pages` when the step is launched. The spans
+/// and `pages` are valid until `launch` returns; the chunk's own fields until `wait` returns.
 struct ScheduledChunk {
   uint64_t seq_id = 0;
   std::span<const int32_t> tokens;  // [num_tokens]
@@ -53,6 +57,16 @@ struct ScheduledChunk {
   /// device sampler).
   std::span<const int32_t> generated;
   int32_t top_logprobs = -1;  ///< -1: no logprobs; N >= 0: chosen token + top N
+  /// >= 0 (overlapped steps only): the chunk's single input token is the token sampled for row
+  /// `token_from_prev` (index into StepOutput::samples) of the previous launched step, which is
+  /// still in flight; `tokens` then holds a placeholder. That token is generated but not yet in
+  /// `generated`: the draw index of a stateless sampler is generated.size() + 1.
+  int32_t token_from_prev = -1;
+
+  /// The draw index of a stateless sampler: tokens generated before this chunk's sample.
+  int64_t draw_index() const {
+    return static_cast<int64_t>(generated.size()) + (token_from_prev >= 0 ? 1 : 0);
+  }
 };
 
 /// A whole step as the scheduler planned it. Chunks are in batch order.
@@ -91,13 +105,17 @@ class Backend {
   /// The sequence finished or was cancelled: drop its sampler state.
   virtual void remove_sequence(uint64_t seq_id) = 0;
 
+  /// True when the backend accepts a second plan/launch while one step is in flight (two steps in
+  /// flight at most) and honours ScheduledChunk::token_from_prev.
+  virtual bool supports_overlap() const { return false; }
+
   /// Host-side preparation of a step (page-table CSR, staging buffers). `plan` stays valid until
-  /// `wait` returns.
+  /// `wait` returns that step. Every plan is followed by one launch before the next plan.
   virtual Status plan(const StepPlan& plan) = 0;
-  /// Starts the planned step. Asynchronous backends return at once; the CPU backend may run the
-  /// step here or in `wait`.
+  /// Starts the planned step and commits its chunks' tokens to their page tables. Asynchronous
+  /// backends return at once; the CPU backend runs the step here.
   virtual Status launch() = 0;
-  /// Waits for the launched step and returns its sampled tokens.
+  /// Waits for the oldest launched step and returns its sampled tokens.
   virtual Status wait(StepOutput* out) = 0;
 };
 

@@ -1,7 +1,8 @@
 // Engine: the serving loop. Owns a Backend and a Scheduler and runs steps on its own thread;
 // requests come in from any thread (submit / cancel) and their events go out through
 // RequestStreams. Host work (accepting requests, cancellations) overlaps the backend's step: the
-// scheduler lock is held only while planning and committing, not while the step runs.
+// scheduler lock is held only while planning and committing, not while the step runs. With
+// SchedulerConfig::overlap the loop also plans and launches step N+1 before waiting for step N.
 #pragma once
 
 #include <atomic>

@@ -59,6 +59,10 @@ struct EngineMetrics {
   uint64_t prefix_hit_tokens = 0;    ///< of those, served from cached pages
   uint64_t selected_pages = 0;       ///< pages sparse decode rows attended
   uint64_t candidate_pages = 0;      ///< pages dense attention would have read for those rows
+  /// Steps planned and launched while the previous step was still running (overlap).
+  uint64_t overlapped_steps = 0;
+  /// Tokens sampled by an overlapped step for a request that had already finished (discarded).
+  uint64_t discarded_tokens = 0;
   Histogram ttft{ttft_buckets()};
   Histogram itl{itl_buckets()};
 

@@ -46,6 +46,14 @@ struct Sequence {
   /// Times a younger request was admitted while this one waited (starvation guard).
   int32_t times_passed_over = 0;
   bool scheduled = false;  ///< has a chunk in the step being planned
+  /// Overlapped steps: launched steps not yet committed that hold a chunk of this sequence, and
+  /// how many of those sample it (their tokens are not in `tokens` yet).
+  int32_t chunks_in_flight = 0;
+  int32_t tokens_in_flight = 0;
+  /// The sample row of this sequence in the last launched step (when it sampled there).
+  int32_t last_sample_row = -1;
+  /// Placeholder input of a decode chunk whose token comes from the previous step on the device.
+  int32_t placeholder_token = -1;
   FinishReason finish = FinishReason::kNone;
 
   Clock::time_point arrival_time = Clock::now();

@@ -49,6 +49,9 @@ struct CudaSampleSpec {
   const SamplingParams* params = nullptr;  ///< null: greedy, no penalties
   std::span<const int32_t> prompt;         ///< repetition penalty context
   std::span<const int32_t> generated;      ///< penalties; its size is the Philox draw index
+  /// >= 0: the Philox draw index instead of generated.size() (a decode token taken from the
+  /// previous step is generated but not in `generated` yet).
+  int64_t draw_index = -1;
   bool want_logprob = false;
 };
 

@@ -40,7 +40,7 @@ void continue_running(SchedulerState& state) {
     const int64_t n = chunk_tokens(*seq, state.budget_left);
     if (n <= 0) continue;
     const int32_t need = seq->pages.pages_needed(n);
-    if (!state.make_room(need, seq, /*allow_preempt=*/true)) continue;
+    if (!state.make_room_running(need, seq)) continue;
     VORTEX_CHECK_OK(seq->pages.reserve(n, state.pool));
     state.add_chunk(seq, n);
   }

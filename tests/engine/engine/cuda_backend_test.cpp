@@ -2,7 +2,9 @@
 // plan/launch/wait with device sampling — continuous batching, chunked prefill, prefix sharing,
 // mixed dense and sparse flows, logprobs — and every request's output agrees with the same
 // request run alone on the same backend (the first tokens exactly; bf16 GEMMs of different batch
-// shapes may round differently, so a late near-tie may flip), and with the CPU backend's.
+// shapes may round differently, so a late near-tie may flip), and with the CPU backend's. The
+// overlapped step loop (step N+1 launched before N is read, its decode tokens taken from N's
+// samples on the device) gives the same outputs as one step at a time.
 #include "vortex/engine/cuda_backend.h"
 
 #include <gtest/gtest.h>
@@ -245,6 +247,146 @@ TEST(CudaBackend, LogprobsComeFromTheRawDistribution) {
       for (size_t j = 1; j < s.top.size(); ++j) EXPECT_LE(s.top[j].second, s.top[j - 1].second);
     }
   }
+}
+
+// Runs `reqs` with overlap off (twice: is the GPU run-to-run deterministic for equal shapes?)
+// and on, each on a fresh backend.
+struct OverlapRuns {
+  RunResult sync, sync_again, over;
+};
+
+template <typename Make>
+OverlapRuns run_overlap_off_and_on(Make make, SchedulerConfig sc,
+                                   const std::vector<GenerationRequest>& reqs,
+                                   const std::vector<int64_t>& arrivals) {
+  OverlapRuns r;
+  sc.overlap = false;
+  auto a = make();
+  EXPECT_NE(a, nullptr);
+  if (a == nullptr) return r;
+  r.sync = run(*a, sc, reqs, arrivals);
+  auto b = make();
+  r.sync_again = run(*b, sc, reqs, arrivals);
+  sc.overlap = true;
+  auto c = make();
+  EXPECT_TRUE(c->supports_overlap());
+  r.over = run(*c, sc, reqs, arrivals);
+  EXPECT_EQ(r.sync.metrics.overlapped_steps, 0u);
+  EXPECT_GT(r.over.metrics.overlapped_steps, 0u);
+  EXPECT_EQ(r.over.metrics.requests_failed, 0u) << "a step failed with overlap on";
+  EXPECT_EQ(r.over.metrics.requests_finished, reqs.size());
+  return r;
+}
+
+bool same_tokens(const RunResult& a, const RunResult& b) { return a.tokens == b.tokens; }
+
+TEST(CudaBackend, OverlapMatchesSynchronousStepsExactly) {
+  SKIP_WITHOUT_GPU();
+  // Every request arrives at once, no prefix cache and only max_tokens ends: the two modes run
+  // the same sequence of batch shapes, so the logits are bitwise equal and so are the tokens —
+  // greedy and seeded sampling (the device sampler's draw index must count the token in flight),
+  // dense and block_topk rows mixed, CUDA-graph replays taking their input tokens from the
+  // previous step's samples.
+  const Checkpoint ck = small_checkpoint();
+  flow::BudgetParams budget;
+  budget.topk_val = 2;
+  budget.bos = 1;
+  budget.eos = 1;
+  auto flows = FlowSet::load({"block_topk"}, "dense", budget, 16, ck.config.num_layers);
+  ASSERT_TRUE(flows.has_value()) << flows.status().to_string();
+  auto reqs = random_requests(51, 10, ck.config.vocab_size);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    FlowOverrides o;
+    o.flow = i % 2 == 0 ? "dense" : "block_topk";
+    auto rf = flows->resolve(o);
+    ASSERT_TRUE(rf.has_value()) << rf.status().to_string();
+    reqs[i].flow = *rf;
+    reqs[i].sampling.ignore_eos = true;
+    // The batch shrinks as requests end; the last steps are dense-only, replayed from CUDA
+    // graphs (one decode range) of shrinking buckets.
+    reqs[i].sampling.max_tokens =
+        i % 2 == 0 ? 30 + static_cast<int32_t>(i % 4) * 4 : 20 + static_cast<int32_t>(i % 4) * 2;
+    if (i % 3 == 1) {
+      reqs[i].sampling.temperature = 0.8f;
+      reqs[i].sampling.top_p = 0.95f;
+    }
+  }
+  SchedulerConfig sc;
+  sc.max_batch = 16;
+  sc.max_tokens_per_step = 256;  // chunked prefill over the first steps
+  sc.prefix_cache = false;
+  const OverlapRuns r = run_overlap_off_and_on([&] { return gpu_backend(ck, 300, &*flows); }, sc,
+                                               reqs, std::vector<int64_t>(reqs.size(), 0));
+  EXPECT_EQ(r.over.metrics.discarded_tokens, 0u);  // only max_tokens ends: never speculated past
+  EXPECT_EQ(r.sync.metrics.steps, r.over.metrics.steps);
+  EXPECT_EQ(r.sync.metrics.generated_tokens, r.over.metrics.generated_tokens);
+  EXPECT_LT(r.over.metrics.selected_page_fraction(), 1.0);  // sparse rows really selected
+  ASSERT_TRUE(same_tokens(r.sync, r.sync_again))
+      << "two synchronous runs differ: the GPU is not run-to-run deterministic here";
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    const uint64_t id = i + 1;
+    ASSERT_EQ(r.over.reasons.count(id), 1u) << "request " << id;
+    EXPECT_EQ(r.over.reasons.at(id), FinishReason::kLength) << "request " << id;
+    const auto& ref = r.sync.tokens.at(id);
+    const auto& got = r.over.tokens.at(id);
+    EXPECT_EQ(got, ref) << "request " << id << " (" << (i % 2 == 0 ? "dense" : "block_topk")
+                        << ") diverges at token " << common_prefix(got, ref);
+  }
+}
+
+TEST(CudaBackend, OverlapWithArrivalsStopsAndLogprobs) {
+  SKIP_WITHOUT_GPU();
+  // Arrivals, prefix sharing, stop tokens mid-batch and logprobs requests (which drain the
+  // pipeline: the logits buffer holds one step): the schedules differ between the modes, so
+  // outputs agree as batched runs agree with solo ones, and no step may fail.
+  const Checkpoint ck = small_checkpoint();
+  auto reqs = random_requests(61, 12, ck.config.vocab_size);
+  SchedulerConfig sc;
+  sc.max_batch = 6;
+  sc.max_tokens_per_step = 48;
+  auto make = [&] { return gpu_backend(ck, 200); };
+  {
+    // Stop tokens from the middle of each request's synchronous output.
+    auto b = make();
+    ASSERT_NE(b, nullptr);
+    SchedulerConfig ref_sc = sc;
+    ref_sc.overlap = false;
+    const RunResult ref = run(*b, ref_sc, reqs, std::vector<int64_t>(reqs.size(), 0));
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      const auto& out = ref.tokens.at(i + 1);
+      if (i % 3 == 0 && out.size() > 3) reqs[i].sampling.stop_token_ids = {out[out.size() / 2]};
+      if (i % 4 == 1) reqs[i].top_logprobs = 3;
+    }
+  }
+  std::vector<int64_t> arrivals;
+  std::mt19937 rng(62);
+  for (size_t i = 0; i < reqs.size(); ++i) arrivals.push_back(static_cast<int64_t>(rng() % 15));
+  std::sort(arrivals.begin(), arrivals.end());
+  const OverlapRuns r = run_overlap_off_and_on(make, sc, reqs, arrivals);
+  EXPECT_GT(r.over.metrics.requests_stopped, 0u);
+  EXPECT_LT(r.over.metrics.overlapped_steps, r.over.metrics.steps) << "logprobs never drained";
+  size_t agree = 0, total = 0;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    const uint64_t id = i + 1;
+    ASSERT_EQ(r.over.reasons.count(id), 1u) << "request " << id;
+    const auto& ref = r.sync.tokens.at(id);
+    const auto& got = r.over.tokens.at(id);
+    const size_t k = common_prefix(got, ref);
+    EXPECT_GE(k, std::min<size_t>(3, ref.size())) << "request " << id << " diverges at " << k;
+    if (k == ref.size()) {
+      EXPECT_EQ(got.size(), ref.size()) << "request " << id;
+    }
+    agree += k;
+    total += ref.size();
+    if (reqs[i].top_logprobs >= 0) {
+      for (const SampledToken& s : r.over.samples.at(id)) {
+        ASSERT_EQ(s.top.size(), 3u) << "request " << id;
+        EXPECT_EQ(s.top[0].first, s.token);  // greedy
+      }
+    }
+  }
+  EXPECT_GE(static_cast<double>(agree), 0.9 * static_cast<double>(total))
+      << agree << " of " << total << " tokens agree before the first difference";
 }
 
 TEST(CudaBackend, PoolSizingAndBadOptions) {

@@ -18,9 +18,11 @@ constexpr int32_t kVocab = 97;
 constexpr int32_t kCtx = 256;
 
 std::unique_ptr<Engine> make_engine(int32_t pages, SchedulerConfig sc = {},
-                                    testing::FakeBackend** raw = nullptr) {
+                                    testing::FakeBackend** raw = nullptr,
+                                    bool backend_overlaps = true) {
   auto backend =
       std::make_unique<testing::FakeBackend>(pages, 4, kVocab, kCtx, std::vector<int32_t>{5});
+  backend->set_supports_overlap(backend_overlaps);
   if (raw != nullptr) *raw = backend.get();
   EngineConfig cfg;
   cfg.scheduler = sc;
@@ -43,11 +45,14 @@ std::pair<std::vector<int32_t>, RequestEvent> drain(RequestStream& s) {
   }
 }
 
-TEST(Engine, ConcurrentClientsGetTheirSoloOutputs) {
+void concurrent_clients_get_their_solo_outputs(bool overlap, bool backend_overlaps) {
   SchedulerConfig sc;
   sc.max_batch = 8;
   sc.max_tokens_per_step = 32;
-  auto engine = make_engine(40, sc);  // small pool: preemption happens under load
+  sc.overlap = overlap;
+  testing::FakeBackend* fake = nullptr;
+  // Small pool: preemption happens under load.
+  auto engine = make_engine(40, sc, &fake, backend_overlaps);
   constexpr int kThreads = 8, kPerThread = 6;
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
@@ -79,6 +84,20 @@ TEST(Engine, ConcurrentClientsGetTheirSoloOutputs) {
   EXPECT_EQ(m.kv_pages_used, m.prefix_cache_pages);
   EXPECT_EQ(m.ttft.count(), static_cast<uint64_t>(kThreads * kPerThread));
   EXPECT_EQ(engine->check_invariants(), "");
+  engine->shutdown(0ms);  // the loop thread has stopped: the backend's counters can be read
+  const bool on = overlap && backend_overlaps;
+  EXPECT_EQ(fake->max_in_flight(), on ? 2 : 1);
+  EXPECT_EQ(m.overlapped_steps > 0, on);
+  EXPECT_EQ(fake->errors(), std::vector<std::string>{});
+}
+
+TEST(Engine, ConcurrentClientsGetTheirSoloOutputs) {
+  concurrent_clients_get_their_solo_outputs(true, true);
+}
+
+TEST(Engine, ConcurrentClientsWithoutOverlap) {
+  concurrent_clients_get_their_solo_outputs(false, true);
+  concurrent_clients_get_their_solo_outputs(true, false);  // a backend that cannot overlap
 }
 
 TEST(Engine, CancelFreesPagesWithinAStep) {

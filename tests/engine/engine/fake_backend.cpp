@@ -56,9 +56,10 @@ void FakeBackend::remove_sequence(uint64_t seq_id) {
 }
 
 Status FakeBackend::plan(const StepPlan& plan) {
-  if (plan_ != nullptr) errors_.push_back("plan() while a step is pending");
+  if (plan_ != nullptr) errors_.push_back("plan() twice without launch()");
+  if (done_.size() >= 2) errors_.push_back("plan() with two steps in flight");
+  if (!overlap_ && !done_.empty()) errors_.push_back("plan() while a step is in flight");
   plan_ = &plan;
-  launched_ = false;
   const int32_t P = info_.page_size;
   std::set<int32_t> written;
   for (const ScheduledChunk& c : plan.chunks) {
@@ -68,13 +69,28 @@ Status FakeBackend::plan(const StepPlan& plan) {
       continue;
     }
     if (c.start_pos != c.pages->num_tokens()) errors_.push_back("chunk start != committed tokens");
-    const auto total = static_cast<int64_t>(c.prompt.size() + c.generated.size());
-    const bool real_decode = c.start_pos + 1 == total && !c.generated.empty();
+    const bool from_prev = c.token_from_prev >= 0;
+    if (from_prev) {
+      if (!overlap_) errors_.push_back("token_from_prev without overlap support");
+      if (c.tokens.size() != 1 || !c.sample) errors_.push_back("token_from_prev on a non-decode");
+      if (static_cast<size_t>(c.token_from_prev) >= prev_tokens_.size() && prev_ok_) {
+        errors_.push_back("token_from_prev row outside the previous step's samples");
+      }
+    }
+    // Tokens the host knows, plus the one in flight for a chunk that takes it from the device.
+    const auto total =
+        static_cast<int64_t>(c.prompt.size() + c.generated.size()) + (from_prev ? 1 : 0);
+    const bool real_decode = c.start_pos + 1 == total && (!c.generated.empty() || from_prev);
     if (c.tokens.size() == 1 && c.start_pos > 0 && !real_decode) {
       errors_.push_back("a prompt or recomputed token scheduled as a lone decode row (start " +
                         std::to_string(c.start_pos) + " of " + std::to_string(total) + ")");
     }
     const int64_t end = c.start_pos + static_cast<int64_t>(c.tokens.size());
+    if (c.sample && c.draw_index() != end - static_cast<int64_t>(c.prompt.size())) {
+      errors_.push_back("draw index " + std::to_string(c.draw_index()) + " at position " +
+                        std::to_string(end) + " of a " + std::to_string(c.prompt.size()) +
+                        "-token prompt");
+    }
     if (end > static_cast<int64_t>(c.pages->num_pages()) * P)
       errors_.push_back("pages not reserved");
     std::set<int32_t> mine;
@@ -90,31 +106,71 @@ Status FakeBackend::plan(const StepPlan& plan) {
 }
 
 Status FakeBackend::launch() {
-  if (plan_ == nullptr) errors_.push_back("launch() without plan()");
-  launched_ = true;
+  const StepPlan* plan = plan_;
+  plan_ = nullptr;
+  if (plan == nullptr) {
+    errors_.push_back("launch() without plan()");
+    return internal_error("fake backend: launch without plan");
+  }
+  Done d;
+  if (fail_next_.exchange(false)) {
+    d.status = internal_error("fake backend: injected failure");
+  } else {
+    d.status = run(*plan, &d.out);
+  }
+  if (!d.status.is_ok()) {
+    // As a device that fails while running a launched step: the chunks count as committed (the
+    // launch contract), their K/V is garbage (here: nothing written), the error comes at wait().
+    for (const ScheduledChunk& c : plan->chunks) {
+      if (c.pages != nullptr && c.pages->num_tokens() == c.start_pos) {
+        c.pages->commit(static_cast<int64_t>(c.tokens.size()));
+      }
+    }
+  }
+  prev_ok_ = d.status.is_ok();
+  prev_tokens_.clear();
+  for (const SampledToken& t : d.out.samples) prev_tokens_.push_back(t.token);
+  done_.push_back(std::move(d));
+  max_in_flight_ = std::max(max_in_flight_, static_cast<int32_t>(done_.size()));
   return Status::ok();
 }
 
 Status FakeBackend::wait(StepOutput* out) {
-  const StepPlan* plan = plan_;
-  plan_ = nullptr;
-  if (!launched_ || plan == nullptr) {
+  if (done_.empty()) {
     errors_.push_back("wait() without launch()");
     return internal_error("fake backend: wait without launch");
   }
   if (delay_.count() > 0) std::this_thread::sleep_for(delay_);
-  if (fail_next_.exchange(false)) {
-    return internal_error("fake backend: injected failure");
+  Done d = std::move(done_.front());
+  done_.pop_front();
+  if (!d.status.is_ok()) return d.status;
+  *out = std::move(d.out);
+  return Status::ok();
+}
+
+Status FakeBackend::run(const StepPlan& plan, StepOutput* out) {
+  const int32_t P = info_.page_size;
+  // Inputs taken from the previous step: unavailable when it failed (this step fails too).
+  std::vector<int32_t> inputs(plan.chunks.size(), -1);
+  for (size_t i = 0; i < plan.chunks.size(); ++i) {
+    const int32_t r = plan.chunks[i].token_from_prev;
+    if (r < 0) continue;
+    if (!prev_ok_ || static_cast<size_t>(r) >= prev_tokens_.size()) {
+      return internal_error("fake backend: the previous step has no sample row " +
+                            std::to_string(r));
+    }
+    inputs[i] = prev_tokens_[static_cast<size_t>(r)];
   }
   ++steps_;
-  const int32_t P = info_.page_size;
   out->samples.clear();
   out->stats = ForwardStats{};
-  for (const ScheduledChunk& c : plan->chunks) {
+  for (size_t ci = 0; ci < plan.chunks.size(); ++ci) {
+    const ScheduledChunk& c = plan.chunks[ci];
     const auto& pages = c.pages->pages();
     for (size_t i = 0; i < c.tokens.size(); ++i) {
       const int64_t pos = c.start_pos + static_cast<int64_t>(i);
-      store_[static_cast<size_t>(pages[static_cast<size_t>(pos / P)]) * P + pos % P] = c.tokens[i];
+      const int32_t token = inputs[ci] >= 0 ? inputs[ci] : c.tokens[i];
+      store_[static_cast<size_t>(pages[static_cast<size_t>(pos / P)]) * P + pos % P] = token;
     }
     c.pages->commit(static_cast<int64_t>(c.tokens.size()));
     out->stats.tokens += static_cast<int64_t>(c.tokens.size());

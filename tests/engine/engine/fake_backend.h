@@ -2,12 +2,15 @@
 // id written at every (page, slot); the next token is a hash of the whole history read back
 // through the request's page table, exactly the way attention reads K/V. Any scheduling bug — a
 // page shared that should not be, a page freed while in use, a lost, duplicated or reordered
-// token, a wrong start position — changes the tokens that follow.
+// token, a wrong start position — changes the tokens that follow. Like the CPU backend it runs a
+// step at launch() and supports overlap: a decode chunk's token_from_prev is read from the
+// previous launched step's samples.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <set>
 #include <span>
 #include <string>
@@ -34,9 +37,15 @@ class FakeBackend : public Backend {
   PagePool& pool() override { return pool_; }
   void add_sequence(uint64_t seq_id, const SamplingParams& params) override;
   void remove_sequence(uint64_t seq_id) override;
+  bool supports_overlap() const override { return overlap_; }
   Status plan(const StepPlan& plan) override;
   Status launch() override;
   Status wait(StepOutput* out) override;
+
+  /// Reports no overlap support (the scheduler then runs one step at a time).
+  void set_supports_overlap(bool on) { overlap_ = on; }
+  /// Most steps launched and not yet waited at once.
+  int32_t max_in_flight() const { return max_in_flight_; }
 
   /// The next step fails with an internal error (after writing nothing). Thread-safe.
   void fail_next_step() { fail_next_ = true; }
@@ -52,8 +61,18 @@ class FakeBackend : public Backend {
   PagePool pool_;
   std::vector<int32_t> store_;  // [num_pages * P] token id written at each slot
   std::set<uint64_t> live_;
+  struct Done {
+    Status status;
+    StepOutput out;
+  };
+  Status run(const StepPlan& plan, StepOutput* out);
+
+  bool overlap_ = true;
   const StepPlan* plan_ = nullptr;
-  bool launched_ = false;
+  std::deque<Done> done_;             // launched steps' results, oldest first
+  std::vector<int32_t> prev_tokens_;  // the previous launched step's samples
+  bool prev_ok_ = false;
+  int32_t max_in_flight_ = 0;
   std::atomic<bool> fail_next_{false};
   std::chrono::milliseconds delay_{0};
   int64_t steps_ = 0;

@@ -29,6 +29,7 @@ struct SimConfig {
   int32_t max_new = 30;
   double cancel_prob = 0.08;
   bool aux_fields_shared = true;
+  bool overlap = true;
 };
 
 struct Outcome {
@@ -43,6 +44,7 @@ struct Outcome {
 struct SimResult {
   EngineMetrics metrics;
   int64_t steps = 0;
+  int32_t max_in_flight = 0;  // most steps the backend held at once
 };
 
 constexpr int32_t kVocab = 61;
@@ -58,6 +60,7 @@ SimResult run_simulation(const SimConfig& cfg) {
   sc.max_tokens_per_step = cfg.max_tokens_per_step;
   sc.prefix_cache = cfg.prefix_cache;
   sc.max_waiting = 10000;
+  sc.overlap = cfg.overlap;
   SimResult result;
   {
     Scheduler sched(sc, backend);
@@ -149,17 +152,38 @@ SimResult run_simulation(const SimConfig& cfg) {
     EXPECT_EQ(backend.pool().num_used(), sched.prefix_cache().num_pages());
     result.metrics = sched.metrics();
     result.steps = step;
+    result.max_in_flight = backend.max_in_flight();
+    if (cfg.overlap) {
+      EXPECT_EQ(result.max_in_flight, 2);
+      EXPECT_GT(result.metrics.overlapped_steps, 0u);
+    } else {
+      EXPECT_EQ(result.max_in_flight, 1);
+      EXPECT_EQ(result.metrics.overlapped_steps, 0u);
+      EXPECT_EQ(result.metrics.discarded_tokens, 0u);
+    }
   }
   EXPECT_EQ(backend.pool().num_used(), 0);
   EXPECT_TRUE(backend.pool().check_invariants());
   return result;
 }
 
+/// Runs the simulation with overlap off and on (the fake backend supports it).
+SimResult run_simulation_both(SimConfig cfg) {
+  cfg.overlap = false;
+  const SimResult sync = run_simulation(cfg);
+  cfg.overlap = true;
+  const SimResult over = run_simulation(cfg);
+  // Same workload: every request finishes either way, and the non-cancelled ones identically
+  // (checked against the reference inside).
+  EXPECT_EQ(sync.metrics.requests_finished, over.metrics.requests_finished);
+  return over;
+}
+
 TEST(SchedulerSim, RandomWorkloadSmallPool) {
   for (uint32_t seed = 1; seed <= 6; ++seed) {
     SimConfig cfg;
     cfg.seed = seed;
-    const SimResult r = run_simulation(cfg);
+    const SimResult r = run_simulation_both(cfg);
     EXPECT_GT(r.metrics.preemptions, 0u) << "pool too large to exercise preemption";
     EXPECT_GT(r.metrics.prefix_hit_tokens, 0u);
     EXPECT_GT(r.metrics.requests_cancelled, 0u);
@@ -171,7 +195,7 @@ TEST(SchedulerSim, WithoutPrefixCache) {
   SimConfig cfg;
   cfg.seed = 11;
   cfg.prefix_cache = false;
-  const SimResult r = run_simulation(cfg);
+  const SimResult r = run_simulation_both(cfg);
   EXPECT_EQ(r.metrics.prefix_hit_tokens, 0u);
   EXPECT_GT(r.metrics.preemptions, 0u);
 }
@@ -183,7 +207,7 @@ TEST(SchedulerSim, PerFlowCacheDomainsAndLargerPages) {
   cfg.num_pages = 14;
   cfg.aux_fields_shared = false;
   cfg.max_tokens_per_step = 24;
-  run_simulation(cfg);
+  run_simulation_both(cfg);
 }
 
 TEST(SchedulerSim, TinyTokenBudgetChunksEverything) {
@@ -192,7 +216,7 @@ TEST(SchedulerSim, TinyTokenBudgetChunksEverything) {
   cfg.max_batch = 3;
   cfg.max_tokens_per_step = 3;
   cfg.num_requests = 40;
-  run_simulation(cfg);
+  run_simulation_both(cfg);
 }
 
 TEST(SchedulerSim, RoomyPoolNoPreemption) {
@@ -201,7 +225,7 @@ TEST(SchedulerSim, RoomyPoolNoPreemption) {
   cfg.num_pages = 400;
   cfg.max_batch = 16;
   cfg.max_tokens_per_step = 64;
-  const SimResult r = run_simulation(cfg);
+  const SimResult r = run_simulation_both(cfg);
   EXPECT_EQ(r.metrics.preemptions, 0u);
 }
 
@@ -250,6 +274,69 @@ TEST(SchedulerSim, StarvationGuardAdmitsTheOldestRequest) {
   EXPECT_LT(guarded, 100) << "the large request starved despite the guard";
   // Without the guard small requests keep passing it while they arrive: the test can tell.
   EXPECT_GE(large_request_finish_step(1000000, 400), 400);
+}
+
+TEST(SchedulerSim, BackendFailureWhileOverlapping) {
+  // A step fails on the device while the next one (planned from its samples) is already in
+  // flight: the requests of the failed step finish with kError, the speculative step fails too
+  // (its inputs never came), and everything else runs on to its reference output.
+  for (bool overlap : {false, true}) {
+    FakeBackend backend(64, 4, kVocab, kMaxContext, kEos);
+    SchedulerConfig sc;
+    sc.max_batch = 4;
+    sc.max_tokens_per_step = 16;
+    sc.overlap = overlap;
+    Scheduler sched(sc, backend);
+    std::map<uint64_t, Outcome> outcomes;
+    std::map<uint64_t, std::string> errors;
+    sched.set_event_callback([&](uint64_t id, const RequestEvent& e) {
+      Outcome& o = outcomes[id];
+      for (const auto& t : e.tokens) o.tokens.push_back(t.token);
+      if (e.finish != FinishReason::kNone) {
+        ++o.finish_events;
+        o.reason = e.finish;
+        errors[id] = e.error;
+      }
+    });
+    std::mt19937 rng(5);
+    std::map<uint64_t, GenerationRequest> requests;
+    auto add = [&] {
+      GenerationRequest r;
+      r.prompt.resize(3 + rng() % 10);
+      for (auto& t : r.prompt) t = static_cast<int32_t>(rng() % kVocab);
+      r.sampling.max_tokens = 12;
+      r.sampling.ignore_eos = true;
+      const uint64_t id = sched.add(r).value();
+      requests[id] = r;
+    };
+    for (int i = 0; i < 3; ++i) add();
+    for (int step = 0; sched.has_work() || step < 12; ++step) {
+      if (step == 4) backend.fail_next_step();
+      if (step == 6) add();  // arrives after the failure
+      sched.step();
+      ASSERT_EQ(sched.check_invariants(), "") << "step " << step;
+      ASSERT_LT(step, 1000);
+    }
+    EXPECT_EQ(backend.errors(), std::vector<std::string>{});
+    EXPECT_EQ(backend.live_sequences(), 0u);
+    int failed = 0;
+    for (const auto& [id, req] : requests) {
+      const Outcome& o = outcomes[id];
+      EXPECT_EQ(o.finish_events, 1) << "request " << id;
+      const auto ref = fake_generate(req.prompt, 12, kVocab, {}, kMaxContext);
+      if (o.reason == FinishReason::kError) {
+        ++failed;
+        EXPECT_NE(errors[id].find("injected"), std::string::npos) << errors[id];
+        EXPECT_LT(o.tokens.size(), ref.size());
+        EXPECT_TRUE(std::equal(o.tokens.begin(), o.tokens.end(), ref.begin()));
+      } else {
+        EXPECT_EQ(o.reason, FinishReason::kLength);
+        EXPECT_EQ(o.tokens, ref) << "request " << id;
+      }
+    }
+    EXPECT_EQ(failed, 3) << (overlap ? "overlap" : "sync");  // the three running at the failure
+    EXPECT_EQ(outcomes.size(), 4u);
+  }
 }
 
 }  // namespace
