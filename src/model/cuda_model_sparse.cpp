@@ -5,7 +5,6 @@
 #if defined(VORTEX_WITH_CUDA)
 
 #include <cuda_runtime.h>
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -148,10 +147,10 @@ namespace {
 /// (shared, immutable) and every budget parameter.
 std::string flow_key(const flow::SparseConfig& s) {
   const flow::BudgetParams& b = s.budget;
-  std::string key = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|", static_cast<const void*>(s.program.get()),
-                                static_cast<const void*>(b.policy.get()), b.topk_val,
-                                std::bit_cast<uint32_t>(b.topk_ratio), b.bos, b.eos, b.block_size,
-                                b.workload_chunk_size);
+  std::string key = fmt::format(
+      "{}|{}|{}|{}|{}|{}|{}|{}|", static_cast<const void*>(s.program.get()),
+      static_cast<const void*>(b.policy.get()), b.topk_val, std::bit_cast<uint32_t>(b.topk_ratio),
+      b.bos, b.eos, b.block_size, b.workload_chunk_size);
   for (int32_t l : b.layers_skip) key += std::to_string(l) + ",";
   return key;
 }

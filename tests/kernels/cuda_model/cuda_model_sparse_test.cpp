@@ -389,7 +389,8 @@ TEST(CudaModelSparse, GeneratedFlowsDecodeMatchCpu) {
 TEST(CudaModelSparse, ConfigsReusingOneAddressKeepTheirOwnFlows) {
   VORTEX_SKIP_WITHOUT_GPU();
   const ModelConfig c = small_config("gpu-llama-sparse", Arch::kLlama, 2, 256, 4, 2, 64, 512, 1000);
-  std::vector<flow::SparseConfig> wanted = {block_topk(3, {}), block_topk(6, {}), block_topk(3, {})};
+  std::vector<flow::SparseConfig> wanted = {block_topk(3, {}), block_topk(6, {}),
+                                            block_topk(3, {})};
   wanted[2].program = flow::load_flow("gqa_block_topk").value();
   SparsePair p(c, &wanted[0], 256, 1);
   flow::SparseConfig slot;  // one address for all three

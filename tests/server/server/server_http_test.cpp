@@ -146,6 +146,39 @@ TEST(ServerHttp, StreamingIsSseEndingWithDone) {
   EXPECT_GE(chunks, 3);
 }
 
+// Clients time tokens by stream chunks (TTFT, TPOT: `vortex bench serve --online`), so every token
+// event gets a chunk, also one whose bytes complete no UTF-8 character yet (its text is empty).
+TEST(ServerHttp, StreamingSendsAChunkPerTokenEvenWithoutText) {
+  // A prompt whose greedy continuation under the fake model holds a non-ASCII byte.
+  std::string prompt;
+  for (char a = 'a'; a <= 'z' && prompt.empty(); ++a) {
+    const std::string cand = std::string("x") + a;
+    for (char ch : fake_text(cand, 12)) {
+      if (static_cast<unsigned char>(ch) >= 0x80) prompt = cand;
+    }
+  }
+  ASSERT_FALSE(prompt.empty()) << "no prompt yields a non-ASCII byte; pick others";
+  Harness h;
+  auto res = h.client().Post(
+      "/v1/completions", {},
+      json({{"prompt", prompt}, {"max_tokens", 12}, {"temperature", 0}, {"stream", true}}).dump(),
+      "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  int token_chunks = 0;
+  size_t pos = 0;
+  const std::string& body = res->body;
+  while ((pos = body.find("data: ", pos)) != std::string::npos) {
+    const size_t end = body.find("\n\n", pos);
+    const std::string payload = body.substr(pos + 6, end - pos - 6);
+    pos = end;
+    if (payload == "[DONE]") break;
+    const auto j = json::parse(payload);
+    if (j["choices"][0]["finish_reason"].is_null()) ++token_chunks;
+  }
+  EXPECT_EQ(token_chunks, 12);
+}
+
 TEST(ServerHttp, ErrorsHaveTheRightStatusAndJsonBody) {
   ServerOptions so;
   so.max_body_bytes = 2000;
