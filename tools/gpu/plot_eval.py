@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Scatter of a `vortex eval` grid (tools/gpu/e2e.sh's eval.json: one run per context): mean
+accuracy over the tasks against the fraction of KV pages each config read, one colour per flow,
+one panel per context, dense at 1.0. Hand-written SVG (no plotting library needed).
+  plot_eval.py EVAL_JSON --svg OUT.svg
+"""
+import argparse
+import json
+import sys
+from xml.sax.saxutils import escape
+
+COLOURS = {"dense": "#000000", "block_topk": "#1f5fbf", "gqa_block_topk": "#2a9d3f",
+           "quest": "#d9541e", "streaming": "#8e44ad"}
+W, H, PAD_L, PAD_B, PANEL_W, PANEL_H = 330, 300, 50, 45, 260, 220
+
+
+def points(run):
+    """[(config, flow, selected fraction, accuracy, ci95)] of the "all" rows."""
+    out = []
+    for c in run["cells"]:
+        if c["task"] != "all":
+            continue
+        flow = c["config"].split(":")[0]
+        out.append((c["config"], flow, c["selected_fraction"], c["accuracy"], c.get("ci95", 0.0)))
+    return out
+
+
+def panel(x0, ctx, pts):
+    s = [f'<g transform="translate({x0},20)">',
+         f'<rect x="{PAD_L}" y="0" width="{PANEL_W - PAD_L}" height="{PANEL_H}" fill="none" '
+         f'stroke="#999"/>',
+         f'<text x="{(PANEL_W + PAD_L) / 2}" y="-6" text-anchor="middle" font-size="13">'
+         f'{ctx} tokens</text>']
+
+    def X(f):  # fraction of pages read, 0..1
+        return PAD_L + f * (PANEL_W - PAD_L - 10) + 5
+
+    def Y(a):  # accuracy, 0..100
+        return PANEL_H - a / 100.0 * (PANEL_H - 10) - 5
+
+    for a in range(0, 101, 25):
+        s.append(f'<line x1="{PAD_L}" x2="{PANEL_W}" y1="{Y(a):.1f}" y2="{Y(a):.1f}" '
+                 f'stroke="#eee"/><text x="{PAD_L - 4}" y="{Y(a) + 4:.1f}" font-size="10" '
+                 f'text-anchor="end">{a}</text>')
+    for f in (0.0, 0.25, 0.5, 0.75, 1.0):
+        s.append(f'<text x="{X(f):.1f}" y="{PANEL_H + 14}" font-size="10" '
+                 f'text-anchor="middle">{f:g}</text>')
+    for cfg, flow, frac, acc, ci in pts:
+        col = COLOURS.get(flow, "#555555")
+        s.append(f'<line x1="{X(frac):.1f}" x2="{X(frac):.1f}" y1="{Y(max(0, acc - ci)):.1f}" '
+                 f'y2="{Y(min(100, acc + ci)):.1f}" stroke="{col}" stroke-opacity="0.4"/>')
+        s.append(f'<circle cx="{X(frac):.1f}" cy="{Y(acc):.1f}" r="4" fill="{col}">'
+                 f'<title>{escape(cfg)}: {acc:.1f} ± {ci:.1f} %, {frac:.3f} of pages</title>'
+                 f'</circle>')
+    s.append('</g>')
+    return "\n".join(s)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("eval_json")
+    ap.add_argument("--svg", required=True)
+    a = ap.parse_args(argv)
+    runs = json.load(open(a.eval_json))
+    if "cells" in runs:  # a single `vortex eval --json` file
+        runs = {"eval": runs}
+    panels = []
+    for _name, run in sorted(runs.items()):
+        ctxs = sorted({c["context"] for c in run["cells"]})
+        for ctx in ctxs:
+            sub = dict(run, cells=[c for c in run["cells"] if c["context"] == ctx])
+            panels.append((ctx, points(sub)))
+    if not panels:
+        sys.exit("plot_eval.py: no cells in " + a.eval_json)
+    width = W * len(panels) + 20
+    legend = " ".join(
+        f'<tspan fill="{c}">● {f}</tspan>' for f, c in COLOURS.items())
+    body = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{H + 40}" '
+            f'font-family="sans-serif">',
+            f'<rect width="100%" height="100%" fill="white"/>']
+    for i, (ctx, pts) in enumerate(panels):
+        body.append(panel(10 + i * W, ctx, pts))
+    body.append(f'<text x="{width / 2}" y="{H + 8}" text-anchor="middle" font-size="12">'
+                f'fraction of KV pages read per decode step (selected / candidate)</text>')
+    body.append(f'<text x="14" y="{H / 2}" font-size="12" transform="rotate(-90 14 {H / 2})" '
+                f'text-anchor="middle">accuracy, mean of tasks (%) ± 95% CI</text>')
+    body.append(f'<text x="{width / 2}" y="{H + 30}" text-anchor="middle" font-size="12">'
+                f'{legend}</text>')
+    body.append("</svg>")
+    with open(a.svg, "w") as f:
+        f.write("\n".join(body) + "\n")
+
+
+if __name__ == "__main__":
+    main()
