@@ -4,6 +4,7 @@
 // first file. Fields that differ in meaning per run (git SHA, command) head the table instead.
 #include <fmt/format.h>
 
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -131,4 +132,30 @@ VORTEX_REGISTER_COMMAND(bench_compare, 62, [](CLI::App& app, int* exit_code) {
       ->required()
       ->check(CLI::ExistingFile);
   cmd->callback([paths, exit_code] { *exit_code = run_compare(*paths); });
+
+  // The same as a flag of `bench` itself: `vortex bench --compare a.json b.json`.
+  auto flag_paths = std::make_shared<std::vector<std::string>>();
+  bench
+      ->add_option("--compare", *flag_paths,
+                   "side-by-side table of two or more bench --json files (= bench compare)")
+      ->expected(2, -1)
+      ->check(CLI::ExistingFile);
+  bench->require_subcommand(0, 1);
+  bench->callback([bench, flag_paths, exit_code] {
+    if (!bench->get_subcommands().empty()) {
+      if (!flag_paths->empty()) {
+        std::fprintf(stderr, "vortex bench: --compare takes no subcommand\n");
+        *exit_code = 2;
+      }
+      return;
+    }
+    if (flag_paths->empty()) {
+      std::fprintf(stderr,
+                   "vortex bench: name a benchmark (decode, serve, compare) or pass --compare "
+                   "A.json B.json; see vortex bench --help\n");
+      *exit_code = 2;
+      return;
+    }
+    *exit_code = run_compare(*flag_paths);
+  });
 });
