@@ -20,7 +20,7 @@ cd "$(dirname "$0")/../.."
 bundle=build/gpu-bundle
 out="${OUT:-gpu-e2e}"
 budget=580
-requests=32
+requests=auto  # as many as the GPU holds at 17K tokens dense: 64 with >= 120 GiB (H200), else 32
 gen_len=16384
 samples=25
 contexts=2048,4096,8192
@@ -52,6 +52,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 mkdir -p "$out" "$out/parts"
+if [ "$requests" = auto ]; then
+  mem_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits 2>/dev/null | head -1)
+  if [ "${mem_mib:-0}" -ge 122880 ]; then requests=64; else requests=32; fi
+fi
 t_start=$(date +%s)
 left() {
   local rem=$(( budget - ($(date +%s) - t_start) - 10 ))
