@@ -10,7 +10,7 @@
 #      GGUF must be in $VORTEX_MODEL_DIR, default build/model) at 2K/4K/8K, dense vs block_topk,
 #      gqa_block_topk, quest and streaming at 1/8 and 1/16 of the context.
 #   tools/gpu/e2e.sh [--bundle DIR] [--out DIR] [--budget S] [--requests N] [--gen-len G]
-#                    [--samples N] [--contexts 2048,4096,8192] [--no-serve] [--no-eval] [--no-engine-test] [--online] [--rates 0.25,0.5]
+#                    [--samples N] [--contexts 2048,4096,8192] [--no-serve] [--no-eval] [--no-engine-test] [--online] [--rates 0.5,1,2]
 #                    [--serve-flows block_topk,dense,quest] [--no-custom]
 # Writes e2e.json (every serving result), eval.json/.md and e2e.log under OUT ($OUT, else
 # ./gpu-e2e): few files, since the device runner returns only a handful.
@@ -28,7 +28,7 @@ serve=1
 do_eval=1
 online=0
 engine_test=1
-rates=0.25,0.5
+rates=0.5,1,2  # up to where 16K prefills (~0.25 s each on an H200) queue
 serve_flows=block_topk,dense,quest
 custom_stage=1
 while [ $# -gt 0 ]; do
