@@ -22,6 +22,15 @@ constexpr const char* kPrelude =
     R"(// ---- prelude (self-contained: no includes; bf16 is stored as raw 16-bit words)
 #define VX_INF __int_as_float(0x7f800000)
 
+// Programmatic dependent launch (vortex::gpu::pdl_enter): the first statement of every kernel.
+// Waits for the grids this one depends on, then lets the next kernel of the stream launch.
+__device__ __forceinline__ void vx_pdl_enter() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ float vx_cvt(float x) { return x; }
 __device__ __forceinline__ float vx_cvt(unsigned short x) {
   return __uint_as_float(((unsigned)x) << 16);

@@ -174,7 +174,7 @@ Expected<std::string> emit_fused_kernel(const SideInfo& si, const CudaCodegenOpt
 
   std::string k = "// " + spec->what + "\n";
   k += "extern \"C\" __global__ void __launch_bounds__(" + num(kFusedThreads) + ") " + name +
-       "(const VxArgs a) {\n";
+       "(const VxArgs a) {\n  vx_pdl_enter();\n";
   k += "  constexpr int SB = " + num(sb) + ";  // pages (items) per sub-batch\n";
   k += "  extern __shared__ __align__(16) unsigned char vx_smem[];\n";
   if (uses_q) {

@@ -67,7 +67,7 @@ std::string emit_page_axis_kernel(const SideInfo& si, const CudaCodegenOptions& 
 
   std::string k = "// " + spec->what + " " + t.to_string() + "\n";
   k += "extern \"C\" __global__ void __launch_bounds__(" + kThreads + ") " + spec->name +
-       "(const VxArgs a) {\n";
+       "(const VxArgs a) {\n  vx_pdl_enter();\n";
   // Slots of the tile are processed V at a time (registers per slot, one block reduction for
   // all V): fewer passes over the row and fewer barriers.
   int64_t v = 1;
@@ -184,7 +184,7 @@ std::string emit_streaming_kernel(CudaKernelSpec* spec) {
   spec->what = "streaming: score = logical page index (the most recent pages win)";
   std::string k = "// " + spec->what + "\n";
   k += "extern \"C\" __global__ void __launch_bounds__(" + kThreads +
-       ") vx_streaming_scores(const VxArgs a) {\n";
+       ") vx_streaming_scores(const VxArgs a) {\n  vx_pdl_enter();\n";
   k += row_loop_head(false);
   k += "    const int vx_lo = vx_it.y, vx_hi = min(vx_it.y + a.chunk_pages, vx_r.end);\n";
   k += "    " + pages_loop("vs") + " a.scores[vx_rp + vs] = (float)vs;\n";
@@ -207,7 +207,7 @@ std::string emit_commit_kernel(const SideInfo& si, const CudaCodegenOptions& opt
                "' (read by a later kernel of this step)";
   std::string k = "// " + spec->what + "\n";
   k += "extern \"C\" __global__ void __launch_bounds__(" + kThreads + ") " + spec->name +
-       "(const VxArgs a) {\n";
+       "(const VxArgs a) {\n  vx_pdl_enter();\n";
   k += row_loop_head(false);
   k += "    const int vx_lo = vx_it.y, vx_hi = min(vx_it.y + a.chunk_pages, vx_r.end);\n";
   k += "    for (int vo = vx_tid; vo < (vx_hi - vx_lo) * " + num(tile) + "; vo += " + kThreads +
@@ -232,6 +232,7 @@ extern "C" __global__ void vx_plan_rows(const int* page_indptr, int batch, int n
                                         int topk_val, float topk_ratio, int bos, int eos,
                                         int layer, int chunk_pages, unsigned long long* packed,
                                         int* totals) {
+  vx_pdl_enter();
   const int rows = batch * num_kv_heads;
   const int r = (int)(blockIdx.x * blockDim.x + threadIdx.x);
   if (r > rows) return;

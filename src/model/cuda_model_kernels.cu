@@ -5,6 +5,8 @@
 #include "cuda_model_kernels.h"
 #include "vortex/core/check.h"
 #include "vortex/core/cuda_check.h"
+#include "vortex/kernels/cuda/launch.h"
+#include "vortex/kernels/cuda/pdl_device.cuh"
 
 namespace vortex::detail {
 namespace {
@@ -28,6 +30,7 @@ __device__ __forceinline__ float synthetic_value(uint64_t stream_key, int64_t i,
 template <typename T>
 __global__ void fill_kernel(T* __restrict__ out, int64_t n, uint64_t stream_key, int64_t first,
                             float mean, float half_width) {
+  vortex::gpu::pdl_enter();
   for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x) {
     const float v = synthetic_value(stream_key, first + i, mean, half_width);
@@ -45,19 +48,20 @@ void launch_fill(T* out, int64_t n, uint64_t stream_key, int64_t first, float me
   VORTEX_CHECK(n >= 0);
   if (n == 0) return;
   const int64_t blocks = std::min<int64_t>((n + kThreads - 1) / kThreads, 132 * 32);
-  fill_kernel<T><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(out, n, stream_key, first,
-                                                                         mean, half_width);
+  (void)vortex::gpu::launch_kernel(fill_kernel<T>, static_cast<unsigned>(blocks), kThreads, 0,
+                                   stream, out, n, stream_key, first, mean, half_width);
   VORTEX_CUDA_CHECK(cudaGetLastError());
 }
 
 __global__ void accumulate_kernel(const int32_t* value, int32_t times, long long* acc) {
+  vortex::gpu::pdl_enter();
   *acc += static_cast<long long>(*value) * times;
 }
 
 }  // namespace
 
 void accumulate_count(const int32_t* value, int32_t times, long long* acc, cudaStream_t stream) {
-  accumulate_kernel<<<1, 1, 0, stream>>>(value, times, acc);
+  (void)vortex::gpu::launch_kernel(accumulate_kernel, 1, 1, 0, stream, value, times, acc);
   VORTEX_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -9,6 +9,8 @@
 
 #include "vortex/core/cuda_check.h"
 #include "vortex/kernels/cuda/budget_policy.h"
+#include "vortex/kernels/cuda/launch.h"
+#include "vortex/kernels/cuda/pdl_device.cuh"
 #include "vortex/kernels/cuda/sparse_planner.h"
 
 namespace vortex::gpu {
@@ -19,6 +21,7 @@ template <class Policy>
 __global__ void plan_rows_kernel(PageTableView pt, int32_t num_kv_heads, BudgetArgs args,
                                  int32_t layer, int32_t chunk_pages, Policy policy,
                                  unsigned long long* packed, int32_t* totals) {
+  vortex::gpu::pdl_enter();
   const int32_t rows = pt.batch_size * num_kv_heads;
   const int32_t r = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
   if (r > rows) return;
@@ -50,9 +53,9 @@ Status plan_with(SparsePlanner& planner, const Policy& policy, const PageTableVi
   const int32_t rows = pt.batch_size * c.num_kv_heads;
   const int32_t threads = 256;
   const int32_t blocks = (rows + 1 + threads - 1) / threads;
-  plan_rows_kernel<Policy>
-      <<<blocks, threads, 0, stream>>>(pt, c.num_kv_heads, args, layer, c.chunk_pages, policy,
-                                       planner.packed_counts(), planner.totals());
+  (void)vortex::gpu::launch_kernel(plan_rows_kernel<Policy>, blocks, threads, 0, stream, pt,
+                                   c.num_kv_heads, args, layer, c.chunk_pages, policy,
+                                   planner.packed_counts(), planner.totals());
   VORTEX_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return planner.finish(pt, args, stream);
 }

@@ -7,6 +7,8 @@
 #include "vortex/core/check.h"
 #include "vortex/core/cuda_check.h"
 #include "vortex/kernels/cuda/activation.h"
+#include "vortex/kernels/cuda/launch.h"
+#include "vortex/kernels/cuda/pdl_device.cuh"
 
 namespace vortex::cuda {
 namespace {
@@ -17,6 +19,7 @@ __device__ __forceinline__ float silu(float g) { return g / (1.0f + __expf(-g));
 
 __global__ void silu_mul_vec8(const __nv_bfloat16* __restrict__ gate_up, int64_t n, int32_t ffn,
                               __nv_bfloat16* __restrict__ out) {
+  vortex::gpu::pdl_enter();
   const int32_t groups = ffn / 8;
   const int64_t total = n * groups;
   for (int64_t idx = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; idx < total;
@@ -42,6 +45,7 @@ __global__ void silu_mul_vec8(const __nv_bfloat16* __restrict__ gate_up, int64_t
 
 __global__ void silu_mul_scalar(const __nv_bfloat16* __restrict__ gate_up, int64_t n, int32_t ffn,
                                 __nv_bfloat16* __restrict__ out) {
+  vortex::gpu::pdl_enter();
   const int64_t total = n * ffn;
   for (int64_t idx = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; idx < total;
        idx += int64_t{gridDim.x} * blockDim.x) {
@@ -63,9 +67,11 @@ void silu_mul(const __nv_bfloat16* gate_up, int64_t n, int32_t ffn, __nv_bfloat1
   const int64_t work = vec ? n * (ffn / 8) : n * ffn;
   const int64_t blocks = std::min<int64_t>((work + kThreads - 1) / kThreads, 65536);
   if (vec) {
-    silu_mul_vec8<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(gate_up, n, ffn, out);
+    (void)vortex::gpu::launch_kernel(silu_mul_vec8, static_cast<unsigned>(blocks), kThreads, 0,
+                                     stream, gate_up, n, ffn, out);
   } else {
-    silu_mul_scalar<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(gate_up, n, ffn, out);
+    (void)vortex::gpu::launch_kernel(silu_mul_scalar, static_cast<unsigned>(blocks), kThreads, 0,
+                                     stream, gate_up, n, ffn, out);
   }
   VORTEX_CUDA_CHECK(cudaGetLastError());
 }

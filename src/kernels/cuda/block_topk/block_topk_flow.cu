@@ -14,6 +14,8 @@
 #include "../common/device_utils.cuh"
 #include "vortex/core/cuda_check.h"
 #include "vortex/kernels/cuda/block_topk_flow.h"
+#include "vortex/kernels/cuda/launch.h"
+#include "vortex/kernels/cuda/pdl_device.cuh"
 
 namespace vortex::gpu {
 namespace {
@@ -34,6 +36,7 @@ struct ScoreParams {
 
 template <int D, typename QT>
 __global__ void __launch_bounds__(kThreads) centroid_score_kernel(const ScoreParams p) {
+  vortex::gpu::pdl_enter();
   constexpr int kLpt = D / 8, kTs = 32 / kLpt;
   __shared__ __align__(16) float qbar[D];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -101,6 +104,7 @@ __global__ void __launch_bounds__(kThreads) centroid_score_kernel(const ScorePar
 /// flight before the mean query is formed; further rounds (chunks over 64 pages) follow.
 template <int D, typename QT>
 __global__ void __launch_bounds__(kThreads) centroid_score_chunk_kernel(const ScoreParams p) {
+  vortex::gpu::pdl_enter();
   constexpr int kLpt = D / 8, kTs = 32 / kLpt, kU = kChunkUnroll;
   constexpr int kStride = kWarps * kTs;
   __shared__ __align__(16) float qbar[D];
@@ -176,6 +180,7 @@ __global__ void __launch_bounds__(kThreads)
     centroid_cache_kernel(const __nv_bfloat16* k, __nv_bfloat16* cent, const int32_t* pages,
                           const int32_t* count_dev, int32_t max_pages, int32_t num_kv_heads,
                           int32_t log2p) {
+  vortex::gpu::pdl_enter();
   constexpr int kLpt = D / 8, kTs = 32 / kLpt;
   const int lane = threadIdx.x % 32;
   const int chunk = lane % kLpt, tsub = lane / kLpt;
@@ -266,15 +271,19 @@ Status centroid_scores(const void* q, DType q_dtype, int32_t num_q_heads, int32_
     const int grid = std::min(work.capacity, sm_count() * 16);
     if (head_dim == 128) {
       if (f32) {
-        centroid_score_chunk_kernel<128, float><<<grid, kThreads, 0, stream>>>(p);
+        (void)vortex::gpu::launch_kernel(centroid_score_chunk_kernel<128, float>, grid, kThreads, 0,
+                                         stream, p);
       } else {
-        centroid_score_chunk_kernel<128, __nv_bfloat16><<<grid, kThreads, 0, stream>>>(p);
+        (void)vortex::gpu::launch_kernel(centroid_score_chunk_kernel<128, __nv_bfloat16>, grid,
+                                         kThreads, 0, stream, p);
       }
     } else {
       if (f32) {
-        centroid_score_chunk_kernel<64, float><<<grid, kThreads, 0, stream>>>(p);
+        (void)vortex::gpu::launch_kernel(centroid_score_chunk_kernel<64, float>, grid, kThreads, 0,
+                                         stream, p);
       } else {
-        centroid_score_chunk_kernel<64, __nv_bfloat16><<<grid, kThreads, 0, stream>>>(p);
+        (void)vortex::gpu::launch_kernel(centroid_score_chunk_kernel<64, __nv_bfloat16>, grid,
+                                         kThreads, 0, stream, p);
       }
     }
     VORTEX_CUDA_RETURN_IF_ERROR(cudaGetLastError());
@@ -283,15 +292,19 @@ Status centroid_scores(const void* q, DType q_dtype, int32_t num_q_heads, int32_
   const int grid = std::min(work.capacity, sm_count() * 8);
   if (head_dim == 128) {
     if (f32) {
-      centroid_score_kernel<128, float><<<grid, kThreads, 0, stream>>>(p);
+      (void)vortex::gpu::launch_kernel(centroid_score_kernel<128, float>, grid, kThreads, 0, stream,
+                                       p);
     } else {
-      centroid_score_kernel<128, __nv_bfloat16><<<grid, kThreads, 0, stream>>>(p);
+      (void)vortex::gpu::launch_kernel(centroid_score_kernel<128, __nv_bfloat16>, grid, kThreads, 0,
+                                       stream, p);
     }
   } else {
     if (f32) {
-      centroid_score_kernel<64, float><<<grid, kThreads, 0, stream>>>(p);
+      (void)vortex::gpu::launch_kernel(centroid_score_kernel<64, float>, grid, kThreads, 0, stream,
+                                       p);
     } else {
-      centroid_score_kernel<64, __nv_bfloat16><<<grid, kThreads, 0, stream>>>(p);
+      (void)vortex::gpu::launch_kernel(centroid_score_kernel<64, __nv_bfloat16>, grid, kThreads, 0,
+                                       stream, p);
     }
   }
   VORTEX_CUDA_RETURN_IF_ERROR(cudaGetLastError());
@@ -317,11 +330,11 @@ Status compute_centroids(const KVLayerView& kv, const AuxFieldView& centroids, c
   auto* cent = static_cast<__nv_bfloat16*>(centroids.data);
   const int log2p = log2_exact(kv.page_size);
   if (kv.head_dim == 128) {
-    centroid_cache_kernel<128><<<grid, kThreads, 0, stream>>>(k, cent, pages, num_pages_dev,
-                                                              max_pages, kv.num_kv_heads, log2p);
+    (void)vortex::gpu::launch_kernel(centroid_cache_kernel<128>, grid, kThreads, 0, stream, k, cent,
+                                     pages, num_pages_dev, max_pages, kv.num_kv_heads, log2p);
   } else {
-    centroid_cache_kernel<64><<<grid, kThreads, 0, stream>>>(k, cent, pages, num_pages_dev,
-                                                             max_pages, kv.num_kv_heads, log2p);
+    (void)vortex::gpu::launch_kernel(centroid_cache_kernel<64>, grid, kThreads, 0, stream, k, cent,
+                                     pages, num_pages_dev, max_pages, kv.num_kv_heads, log2p);
   }
   VORTEX_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::ok();

@@ -4,6 +4,8 @@
 #include "vortex/core/check.h"
 #include "vortex/core/cuda_check.h"
 #include "vortex/kernels/cuda/embedding.h"
+#include "vortex/kernels/cuda/launch.h"
+#include "vortex/kernels/cuda/pdl_device.cuh"
 
 namespace vortex::cuda {
 namespace {
@@ -14,6 +16,7 @@ __global__ void embedding_kernel(const __nv_bfloat16* __restrict__ table, int32_
                                  const int32_t* __restrict__ ids,
                                  const int32_t* __restrict__ prev_tokens,
                                  const int32_t* __restrict__ prev_index, float* __restrict__ out) {
+  vortex::gpu::pdl_enter();
   const int64_t i = blockIdx.x;
   int32_t id = ids[i];
   if (prev_index != nullptr && prev_index[i] >= 0) id = prev_tokens[prev_index[i]];
@@ -48,8 +51,8 @@ void embedding_lookup(const __nv_bfloat16* table, int32_t vocab, int32_t d, cons
   VORTEX_CHECK(d > 0 && vocab > 0 && n >= 0);
   VORTEX_CHECK(prev_index == nullptr || prev_tokens != nullptr);
   if (n == 0) return;
-  embedding_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(table, vocab, d, ids,
-                                                                      prev_tokens, prev_index, out);
+  (void)vortex::gpu::launch_kernel(embedding_kernel, static_cast<unsigned>(n), kThreads, 0, stream,
+                                   table, vocab, d, ids, prev_tokens, prev_index, out);
   VORTEX_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -7,6 +7,8 @@
 #include <mutex>
 #include <string>
 
+#include "vortex/kernels/cuda/launch.h"
+
 namespace vortex::gpu::detail {
 namespace {
 
@@ -16,7 +18,7 @@ struct DriverApi {
   PFN_cuModuleGetFunction_v2000 module_get_function = nullptr;
   PFN_cuFuncSetAttribute_v9000 func_set_attribute = nullptr;
   PFN_cuOccupancyMaxActiveBlocksPerMultiprocessor_v6050 occupancy = nullptr;
-  PFN_cuLaunchKernel_v4000 launch_kernel = nullptr;
+  PFN_cuLaunchKernelEx_v11060 launch_kernel_ex = nullptr;  // PDL launches
   PFN_cuGetErrorName_v6000 error_name = nullptr;
   Status status;  // why the API is unavailable
 };
@@ -46,7 +48,7 @@ const DriverApi& api() {
     if (s.is_ok()) s = resolve("cuModuleGetFunction", &a.module_get_function);
     if (s.is_ok()) s = resolve("cuFuncSetAttribute", &a.func_set_attribute);
     if (s.is_ok()) s = resolve("cuOccupancyMaxActiveBlocksPerMultiprocessor", &a.occupancy);
-    if (s.is_ok()) s = resolve("cuLaunchKernel", &a.launch_kernel);
+    if (s.is_ok()) s = resolve("cuLaunchKernelEx", &a.launch_kernel_ex);
     if (s.is_ok()) s = resolve("cuGetErrorName", &a.error_name);
     a.status = s;
   });
@@ -110,11 +112,24 @@ Expected<int> resident_ctas_per_sm(CUfunction f, int threads, int smem) {
 
 Status launch(CUfunction f, int grid, int threads, int smem, cudaStream_t stream, void** params,
               const char* what) {
-  return cu_status(
-      api().launch_kernel(f, static_cast<unsigned>(grid), 1, 1, static_cast<unsigned>(threads), 1,
-                          1, static_cast<unsigned>(smem), reinterpret_cast<CUstream>(stream),
-                          params, nullptr),
-      std::string("launching ") + what);
+  // Generated kernels start with vx_pdl_enter(), so they take PDL launches like the built-in
+  // kernels (vortex/kernels/cuda/launch.h).
+  CUlaunchAttribute attr = {};
+  attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+  attr.value.programmaticStreamSerializationAllowed = 1;
+  CUlaunchConfig config = {};
+  config.gridDimX = static_cast<unsigned>(grid);
+  config.gridDimY = 1;
+  config.gridDimZ = 1;
+  config.blockDimX = static_cast<unsigned>(threads);
+  config.blockDimY = 1;
+  config.blockDimZ = 1;
+  config.sharedMemBytes = static_cast<unsigned>(smem);
+  config.hStream = reinterpret_cast<CUstream>(stream);
+  config.attrs = &attr;
+  config.numAttrs = pdl_enabled() ? 1 : 0;
+  return cu_status(api().launch_kernel_ex(&config, f, params, nullptr),
+                   std::string("launching ") + what);
 }
 
 }  // namespace vortex::gpu::detail

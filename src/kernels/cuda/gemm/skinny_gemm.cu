@@ -10,6 +10,8 @@
 
 #include "../common/device_utils.cuh"
 #include "vortex/core/cuda_check.h"
+#include "vortex/kernels/cuda/launch.h"
+#include "vortex/kernels/cuda/pdl_device.cuh"
 #include "vortex/kernels/cuda/skinny_gemm.h"
 
 namespace vortex::cuda {
@@ -71,6 +73,7 @@ __global__ void __launch_bounds__(kThreads)
                        void* __restrict__ y, bool y_f32, float beta, int n, int m, int k,
                        int k_per_split, int splits, float* __restrict__ partials,
                        int* __restrict__ counters) {
+  vortex::gpu::pdl_enter();
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __nv_bfloat16* xs = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [8 NT][x_stride]
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
@@ -291,8 +294,9 @@ Status skinny_gemm(const __nv_bfloat16* x, const __nv_bfloat16* w, void* y, DTyp
       VORTEX_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
           kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes)));
     }
-    kernel<<<grid, kThreads, smem, stream>>>(x, w, y, f32, beta, ni, mi, ki, shape.k_per_split,
-                                             shape.splits, partials, counters);
+    VORTEX_CUDA_RETURN_IF_ERROR(
+        vortex::gpu::launch_kernel(kernel, grid, kThreads, smem, stream, x, w, y, f32, beta, ni, mi,
+                                   ki, shape.k_per_split, shape.splits, partials, counters));
     return Status::ok();
   };
   if (n <= 8) {

@@ -23,6 +23,7 @@
 
 #include "../common/device_utils.cuh"
 #include "vortex/kernels/cuda/decode_schedule.h"
+#include "vortex/kernels/cuda/pdl_device.cuh"
 
 namespace vortex::gpu::decode {
 
@@ -361,6 +362,7 @@ __device__ __forceinline__ void process_segment(const Params& p, const RowInfo& 
 template <int D, int G, typename T>
 __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBlocks)
     attention_kernel(const __grid_constant__ Params p) {
+  vortex::gpu::pdl_enter();
   extern __shared__ __align__(16) unsigned char smem[];
   const int64_t total = row_space_total(p.rows);
   const int64_t per_cta = pages_per_cta(total, p.num_ctas, p.min_pages);
@@ -387,6 +389,7 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
 template <typename T>
 __global__ void __launch_bounds__(128)
     merge_kernel(const __grid_constant__ Params p, int G, int D) {
+  vortex::gpu::pdl_enter();
   const int32_t row = blockIdx.x;
   const RowInfo ri = row_info(p.rows, row);
   if (ri.num_pages == 0) {
@@ -480,6 +483,7 @@ __device__ __forceinline__ void zero_empty_rows(const Params& p, int32_t row0, i
 template <int D, int G, typename T>
 __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBlocks)
     stream_kernel(const __grid_constant__ Params p) {
+  vortex::gpu::pdl_enter();
   using Tr = Traits<D, G>;
   constexpr int kLpt = Tr::kLanesPerToken, kSt = Tr::kStageTokens, kS = Tr::kStages;
   constexpr int kNw = Tr::kWarps;

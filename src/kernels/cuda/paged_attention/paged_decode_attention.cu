@@ -13,6 +13,7 @@
 #include "vortex/core/check.h"
 #include "vortex/core/cuda_allocator.h"
 #include "vortex/core/cuda_check.h"
+#include "vortex/kernels/cuda/launch.h"
 #include "vortex/kernels/cuda/paged_decode_attention.h"
 
 namespace vortex::gpu {
@@ -251,15 +252,15 @@ Status PagedDecodeAttention::run(const void* q, const KVLayerView& kv, const Pag
   p.scale_log2 = scale * 1.4426950408889634f;
 
   void* attn_args[] = {&p};
-  VORTEX_CUDA_RETURN_IF_ERROR(cudaLaunchKernel(attention_kernel_, dim3(p.num_ctas),
-                                               dim3(launch_.threads_per_cta), attn_args,
-                                               launch_.smem_bytes, stream));
+  VORTEX_CUDA_RETURN_IF_ERROR(launch_kernel_c(attention_kernel_, dim3(p.num_ctas),
+                                              dim3(launch_.threads_per_cta), attn_args,
+                                              launch_.smem_bytes, stream));
   if (merge_kernel_ == nullptr) return Status::ok();  // kStream merges in the same launch
   int g = c.num_q_heads / c.num_kv_heads;
   int d = c.head_dim;
   void* merge_args[] = {&p, &g, &d};
   VORTEX_CUDA_RETURN_IF_ERROR(
-      cudaLaunchKernel(merge_kernel_, dim3(rows), dim3(128), merge_args, 0, stream));
+      launch_kernel_c(merge_kernel_, dim3(rows), dim3(128), merge_args, 0, stream));
   return Status::ok();
 }
 

@@ -5,6 +5,8 @@
 
 #include "vortex/core/cuda_allocator.h"
 #include "vortex/core/cuda_check.h"
+#include "vortex/kernels/cuda/launch.h"
+#include "vortex/kernels/cuda/pdl_device.cuh"
 #include "vortex/kernels/cuda/planner_device.cuh"
 #include "vortex/kernels/cuda/sparse_planner.h"
 
@@ -17,6 +19,7 @@ __global__ void finalize_kernel(const unsigned long long* offsets, const unsigne
                                 int32_t rows, int32_t chunk_pages, int32_t bos,
                                 int64_t sel_capacity, int32_t work_capacity, int32_t* sel_indptr,
                                 int2* work, int32_t* totals) {
+  vortex::gpu::pdl_enter();
   const int32_t r = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
   if (r > rows) return;
   const unsigned long long off = offsets[r];
@@ -90,7 +93,8 @@ Status SparsePlanner::finish(const PageTableView& pt, const BudgetArgs& args, cu
       scan_temp_.data(), temp_bytes, packed_counts(),
       static_cast<unsigned long long*>(offsets_.data()), rows + 1, stream));
   const int32_t threads = 256;
-  finalize_kernel<<<(rows + 1 + threads - 1) / threads, threads, 0, stream>>>(
+  (void)vortex::gpu::launch_kernel(
+      finalize_kernel, (rows + 1 + threads - 1) / threads, threads, 0, stream,
       static_cast<const unsigned long long*>(offsets_.data()), packed_counts(), rows,
       config_.chunk_pages, args.bos, sel_capacity_, static_cast<int32_t>(work_capacity_),
       static_cast<int32_t*>(sel_indptr_.data()), static_cast<int2*>(work_.data()), totals());

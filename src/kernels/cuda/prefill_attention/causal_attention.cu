@@ -15,6 +15,8 @@
 #include "vortex/core/check.h"
 #include "vortex/core/cuda_check.h"
 #include "vortex/kernels/cuda/causal_attention.h"
+#include "vortex/kernels/cuda/launch.h"
+#include "vortex/kernels/cuda/pdl_device.cuh"
 
 namespace vortex::cuda {
 namespace {
@@ -45,6 +47,7 @@ __global__ void __launch_bounds__(kThreads)
     causal_attention_kernel(const __nv_bfloat16* __restrict__ q, KVLayerView kv,
                             CausalAttentionBatch batch, int32_t num_q_heads, float scale,
                             __nv_bfloat16* __restrict__ out) {
+  vortex::gpu::pdl_enter();
   using L = Layout<D>;
   extern __shared__ float smem[];
   float* sq = smem + L::kQ;
@@ -218,8 +221,8 @@ void launch(const __nv_bfloat16* q, KVLayerView kv, const CausalAttentionBatch& 
   }();
   (void)configured;
   const dim3 grid(static_cast<unsigned>(batch.num_tiles), static_cast<unsigned>(kv.num_kv_heads));
-  causal_attention_kernel<D>
-      <<<grid, kThreads, Layout<D>::kBytes, stream>>>(q, kv, batch, num_q_heads, scale, out);
+  (void)vortex::gpu::launch_kernel(causal_attention_kernel<D>, grid, kThreads, Layout<D>::kBytes,
+                                   stream, q, kv, batch, num_q_heads, scale, out);
 }
 
 /// VORTEX_PREFILL_KERNEL, read once: "simple" -> kSimple, "mma" or unset -> kMma; anything else

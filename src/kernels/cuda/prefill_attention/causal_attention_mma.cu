@@ -41,6 +41,8 @@
 #include "causal_attention_mma.h"
 #include "vortex/core/check.h"
 #include "vortex/core/cuda_check.h"
+#include "vortex/kernels/cuda/launch.h"
+#include "vortex/kernels/cuda/pdl_device.cuh"
 
 namespace vortex::cuda::detail {
 namespace {
@@ -92,6 +94,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     causal_attention_mma_kernel(const __nv_bfloat16* __restrict__ q, KVLayerView kv,
                                 CausalAttentionBatch batch, int32_t num_q_heads, float scale_log2,
                                 __nv_bfloat16* __restrict__ out) {
+  vortex::gpu::pdl_enter();
   using L = MmaLayout<D>;
   constexpr int kS = L::kStride;
   constexpr int kChunks = D / 8;  // 16-byte pieces per row
@@ -321,8 +324,9 @@ void launch(const __nv_bfloat16* q, KVLayerView kv, const CausalAttentionBatch& 
   (void)configured;
   constexpr float kLog2e = 1.4426950408889634f;
   const dim3 grid(static_cast<unsigned>(batch.num_tiles), static_cast<unsigned>(kv.num_kv_heads));
-  causal_attention_mma_kernel<D><<<grid, kThreads, MmaLayout<D>::kBytes, stream>>>(
-      q, kv, batch, num_q_heads, scale * kLog2e, out);
+  (void)vortex::gpu::launch_kernel(causal_attention_mma_kernel<D>, grid, kThreads,
+                                   MmaLayout<D>::kBytes, stream, q, kv, batch, num_q_heads,
+                                   scale * kLog2e, out);
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 
 #include "vortex/core/check.h"
 #include "vortex/core/cuda_check.h"
+#include "vortex/kernels/cuda/launch.h"
+#include "vortex/kernels/cuda/pdl_device.cuh"
 #include "vortex/kernels/cuda/rmsnorm.h"
 
 namespace vortex::cuda {
@@ -40,6 +42,7 @@ template <bool kAdd>
 __global__ void norm_kernel(float* __restrict__ x, const __nv_bfloat16* __restrict__ add,
                             const int32_t* __restrict__ rows, const float* __restrict__ weight,
                             int32_t d, float eps, __nv_bfloat16* __restrict__ out) {
+  vortex::gpu::pdl_enter();
   const int64_t row = rows != nullptr ? rows[blockIdx.x] : blockIdx.x;
   float* xr = x + row * d;                           // [d]
   __nv_bfloat16* o = out + int64_t{blockIdx.x} * d;  // [d]
@@ -83,6 +86,7 @@ __global__ void norm_kernel(float* __restrict__ x, const __nv_bfloat16* __restri
 __global__ void head_norm_kernel(__nv_bfloat16* __restrict__ x, int64_t row_stride, int64_t n,
                                  int32_t heads, int32_t head_dim, const float* __restrict__ weight,
                                  float eps) {
+  vortex::gpu::pdl_enter();
   const int64_t item = (int64_t{blockIdx.x} * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   if (item >= n * heads) return;
@@ -117,8 +121,9 @@ void rms_norm(const float* x, const float* weight, int64_t n, int32_t d, float e
               __nv_bfloat16* out, cudaStream_t stream) {
   check_dims(n, d);
   if (n == 0) return;
-  norm_kernel<false><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
-      const_cast<float*>(x), nullptr, nullptr, weight, d, eps, out);
+  (void)vortex::gpu::launch_kernel(norm_kernel<false>, static_cast<unsigned>(n), kThreads, 0,
+                                   stream, const_cast<float*>(x), nullptr, nullptr, weight, d, eps,
+                                   out);
   VORTEX_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -126,8 +131,8 @@ void add_rms_norm(float* residual, const __nv_bfloat16* add, const float* weight
                   int32_t d, float eps, __nv_bfloat16* out, cudaStream_t stream) {
   check_dims(n, d);
   if (n == 0) return;
-  norm_kernel<true><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(residual, add, nullptr,
-                                                                       weight, d, eps, out);
+  (void)vortex::gpu::launch_kernel(norm_kernel<true>, static_cast<unsigned>(n), kThreads, 0, stream,
+                                   residual, add, nullptr, weight, d, eps, out);
   VORTEX_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -135,8 +140,9 @@ void rms_norm_rows(const float* x, const int32_t* rows, const float* weight, int
                    float eps, __nv_bfloat16* out, cudaStream_t stream) {
   check_dims(n, d);
   if (n == 0) return;
-  norm_kernel<false><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
-      const_cast<float*>(x), nullptr, rows, weight, d, eps, out);
+  (void)vortex::gpu::launch_kernel(norm_kernel<false>, static_cast<unsigned>(n), kThreads, 0,
+                                   stream, const_cast<float*>(x), nullptr, rows, weight, d, eps,
+                                   out);
   VORTEX_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -146,8 +152,8 @@ void head_rms_norm(__nv_bfloat16* x, int64_t row_stride, int64_t n, int32_t head
   const int64_t warps = n * heads;
   if (warps == 0) return;
   const int64_t blocks = (warps * 32 + kThreads - 1) / kThreads;
-  head_norm_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(x, row_stride, n, heads,
-                                                                           head_dim, weight, eps);
+  (void)vortex::gpu::launch_kernel(head_norm_kernel, static_cast<unsigned>(blocks), kThreads, 0,
+                                   stream, x, row_stride, n, heads, head_dim, weight, eps);
   VORTEX_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -9,6 +9,8 @@
 #include "vortex/core/check.h"
 #include "vortex/core/cuda_check.h"
 #include "vortex/kernels/cpu/ops.h"
+#include "vortex/kernels/cuda/launch.h"
+#include "vortex/kernels/cuda/pdl_device.cuh"
 #include "vortex/kernels/cuda/rope_append.h"
 
 namespace vortex::cuda {
@@ -23,6 +25,7 @@ struct InvFreq {
 
 __global__ void rope_table_kernel(InvFreq inv_freq, int32_t half, int32_t max_positions,
                                   float2* __restrict__ table) {
+  vortex::gpu::pdl_enter();
   const int64_t idx = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
   if (idx >= int64_t{max_positions} * half) return;
   const int32_t pos = static_cast<int32_t>(idx / half);
@@ -67,6 +70,7 @@ __device__ __forceinline__ void store_bf16(__nv_bfloat16* dst, const float (&x)[
 
 template <int V>
 __global__ void rope_append_kernel(RopeAppendParams p) {
+  vortex::gpu::pdl_enter();
   constexpr int D = 32 * V;
   constexpr int kHalf = D / 2;
   const int32_t hq = p.num_q_heads, hkv = p.kv.num_kv_heads;
@@ -161,8 +165,8 @@ Status build_rope_table(const RopeConfig& rope, int32_t head_dim, int32_t max_po
   for (size_t i = 0; i < host.size(); ++i) inv.v[i] = host[i];
   const int64_t total = int64_t{max_positions} * (head_dim / 2);
   const int64_t blocks = (total + kThreads - 1) / kThreads;
-  rope_table_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(inv, head_dim / 2,
-                                                                            max_positions, table);
+  (void)vortex::gpu::launch_kernel(rope_table_kernel, static_cast<unsigned>(blocks), kThreads, 0,
+                                   stream, inv, head_dim / 2, max_positions, table);
   return cuda_status(cudaGetLastError(), "rope table kernel launch");
 }
 
@@ -175,16 +179,16 @@ void rope_append(const RopeAppendParams& p, cudaStream_t stream) {
   const unsigned blocks = static_cast<unsigned>((warps * 32 + kThreads - 1) / kThreads);
   switch (d) {
     case 32:
-      rope_append_kernel<1><<<blocks, kThreads, 0, stream>>>(p);
+      (void)vortex::gpu::launch_kernel(rope_append_kernel<1>, blocks, kThreads, 0, stream, p);
       break;
     case 64:
-      rope_append_kernel<2><<<blocks, kThreads, 0, stream>>>(p);
+      (void)vortex::gpu::launch_kernel(rope_append_kernel<2>, blocks, kThreads, 0, stream, p);
       break;
     case 128:
-      rope_append_kernel<4><<<blocks, kThreads, 0, stream>>>(p);
+      (void)vortex::gpu::launch_kernel(rope_append_kernel<4>, blocks, kThreads, 0, stream, p);
       break;
     case 256:
-      rope_append_kernel<8><<<blocks, kThreads, 0, stream>>>(p);
+      (void)vortex::gpu::launch_kernel(rope_append_kernel<8>, blocks, kThreads, 0, stream, p);
       break;
     default:
       VORTEX_CHECK_MSG(false, "rope_append supports head_dim 32/64/128/256, got " << d);

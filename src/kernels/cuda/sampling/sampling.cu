@@ -10,6 +10,8 @@
 
 #include "vortex/core/check.h"
 #include "vortex/core/cuda_check.h"
+#include "vortex/kernels/cuda/launch.h"
+#include "vortex/kernels/cuda/pdl_device.cuh"
 #include "vortex/kernels/cuda/sampling.h"
 
 namespace vortex::cuda {
@@ -200,6 +202,7 @@ __device__ uint32_t radix_select(Scratch& s, const float* row, int32_t vocab, fl
 __global__ void __launch_bounds__(kThreads)
     sample_kernel(float* __restrict__ logits, int32_t vocab, const SamplingRow* __restrict__ params,
                   PenaltyView pen, int32_t* __restrict__ out, float* __restrict__ out_logprobs) {
+  vortex::gpu::pdl_enter();
   __shared__ Scratch s;
   const int32_t r = blockIdx.x;
   float* row = logits + int64_t{r} * vocab;  // [vocab]
@@ -321,8 +324,8 @@ void sample_tokens(float* logits, int32_t rows, int32_t vocab, const SamplingRow
                    cudaStream_t stream) {
   VORTEX_CHECK(rows >= 0 && vocab > 0);
   if (rows == 0) return;
-  sample_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
-      logits, vocab, params, penalties, out_tokens, out_logprobs);
+  (void)vortex::gpu::launch_kernel(sample_kernel, static_cast<unsigned>(rows), kThreads, 0, stream,
+                                   logits, vocab, params, penalties, out_tokens, out_logprobs);
   VORTEX_CUDA_CHECK(cudaGetLastError());
 }
 

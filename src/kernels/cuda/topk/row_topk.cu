@@ -9,6 +9,8 @@
 #include "../common/device_utils.cuh"
 #include "vortex/core/cuda_check.h"
 #include "vortex/kernels/cuda/budget_policy.h"
+#include "vortex/kernels/cuda/launch.h"
+#include "vortex/kernels/cuda/pdl_device.cuh"
 #include "vortex/kernels/cuda/row_topk.h"
 
 namespace vortex::gpu {
@@ -31,6 +33,7 @@ struct TopKParams {
 
 template <typename S>
 __global__ void __launch_bounds__(kThreads, 1) topk_kernel(const S* scores, const TopKParams p) {
+  vortex::gpu::pdl_enter();
   __shared__ uint32_t skeys[kCacheKeys];
   __shared__ int32_t hist[256];
   __shared__ int32_t s_digit, s_above, s_bucket;
@@ -198,11 +201,12 @@ Status select_topk(const void* scores, DType score_dtype, const PageTableView& p
   p.eos = effective_eos(eos);
   p.tolerance = tolerance;
   if (score_dtype == DType::kF32) {
-    topk_kernel<float><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
-        static_cast<const float*>(scores), p);
+    (void)vortex::gpu::launch_kernel(topk_kernel<float>, static_cast<unsigned>(rows), kThreads, 0,
+                                     stream, static_cast<const float*>(scores), p);
   } else {
-    topk_kernel<__nv_bfloat16><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
-        static_cast<const __nv_bfloat16*>(scores), p);
+    (void)vortex::gpu::launch_kernel(topk_kernel<__nv_bfloat16>, static_cast<unsigned>(rows),
+                                     kThreads, 0, stream, static_cast<const __nv_bfloat16*>(scores),
+                                     p);
   }
   VORTEX_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::ok();

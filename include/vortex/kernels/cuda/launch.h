@@ -1,0 +1,61 @@
+// Kernel launches with programmatic dependent launch (PDL, sm_90+). A kernel launched through
+// launch_kernel() may be scheduled while the kernel before it on the stream is still draining;
+// its threads first execute pdl_enter() (device_utils.cuh / pdl_device.cuh), which waits until
+// every grid it depends on has completed and its writes are visible, then lets the next kernel
+// start launching. Ordering is therefore exactly stream order; what overlaps is the launch and
+// CTA rasterisation of kernel N+1 with the tail of kernel N (a few µs per boundary, which adds
+// up over the ~400 small kernels of a sparse decode step). Inside a stream capture the launches
+// become programmatic edges of the CUDA graph.
+//
+// Contract: every kernel launched here calls pdl_enter() before it touches global memory.
+// VORTEX_PDL=0 (or off/false) turns PDL off for A/B runs without a rebuild.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <utility>
+
+namespace vortex::gpu {
+
+/// Whether launch_kernel() uses PDL: the current device is sm_90 or newer and VORTEX_PDL is not
+/// 0/off/false. Evaluated once per process.
+bool pdl_enabled();
+
+/// The launch attribute that allows PDL (id 0 when PDL is off: an empty attribute list).
+inline int pdl_attributes(cudaLaunchAttribute* attr) {
+  if (!pdl_enabled()) return 0;
+  attr->id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr->val.programmaticStreamSerializationAllowed = 1;
+  return 1;
+}
+
+/// `kernel<<<grid, block, smem, stream>>>(args...)` with PDL when enabled.
+template <typename... Params, typename... Args>
+cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                          cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute attr[1];
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  config.attrs = attr;
+  config.numAttrs = static_cast<unsigned>(pdl_attributes(attr));
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
+
+/// The untyped form (argument pointer array, as cudaLaunchKernel takes).
+inline cudaError_t launch_kernel_c(const void* kernel, dim3 grid, dim3 block, void** args,
+                                   size_t smem, cudaStream_t stream) {
+  cudaLaunchAttribute attr[1];
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  config.attrs = attr;
+  config.numAttrs = static_cast<unsigned>(pdl_attributes(attr));
+  return cudaLaunchKernelExC(&config, kernel, args);
+}
+
+}  // namespace vortex::gpu
