@@ -53,6 +53,7 @@ struct DecodeBenchOptions {
   int32_t bos = 1;
   int32_t eos = 1;
   std::vector<int32_t> layers_skip = {0};
+  std::string layers_skip_text = "0";  ///< as given: a comma list of layers, or "none"
   int32_t page_size = 16;
   int32_t steps = 50;
   int32_t warmup = 5;
@@ -66,6 +67,32 @@ struct DecodeBenchOptions {
   double kv_gib = 0;  ///< cap of the sweep's KV cache (0: what fits in free memory)
 };
 
+/// --layers-skip: "none" (every layer sparse) or a comma list of layer indices >= 0.
+vortex::Expected<std::vector<int32_t>> parse_layers_skip(const std::string& text) {
+  std::vector<int32_t> layers;
+  if (text == "none") return layers;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    size_t used = 0;
+    int value = -1;
+    try {
+      value = std::stoi(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || value < 0) {
+      return vortex::invalid_argument(
+          "--layers-skip '" + text +
+          "': expected 'none' or comma-separated layer indices >= 0 (0,1)");
+    }
+    layers.push_back(value);
+    start = comma + 1;
+  }
+  return layers;
+}
+
 constexpr int32_t kSweepSteps = 20;
 constexpr int32_t kSweepWarmup = 10;
 
@@ -76,7 +103,8 @@ std::string command_line(const DecodeBenchOptions& o) {
       "vortex bench decode --model {} --batch {} --context {} --flow {} --topk-val {} --bos {} "
       "--eos {}{} --page-size {} --steps {} --warmup {} --seed {}",
       o.model, o.batch, o.context, o.flow, o.topk_val, o.bos, o.eos,
-      skip.empty() ? "" : " --layers-skip " + skip, o.page_size, o.steps, o.warmup, o.seed);
+      skip.empty() ? " --layers-skip none" : " --layers-skip " + skip, o.page_size, o.steps,
+      o.warmup, o.seed);
 }
 
 std::string sweep_command_line(const DecodeBenchOptions& o) {
@@ -90,8 +118,9 @@ std::string sweep_command_line(const DecodeBenchOptions& o) {
       "--page-size {} --steps {} --warmup {} --seed {}{}",
       o.model, o.batch, join(o.contexts), join(o.flows),
       o.budgets.empty() ? "" : " --budgets " + join(o.budgets), o.bos, o.eos,
-      o.layers_skip.empty() ? "" : " --layers-skip " + join(o.layers_skip), o.page_size, o.steps,
-      o.warmup, o.seed, o.kv_gib > 0 ? fmt::format(" --kv-gib {}", o.kv_gib) : "");
+      o.layers_skip.empty() ? " --layers-skip none" : " --layers-skip " + join(o.layers_skip),
+      o.page_size, o.steps, o.warmup, o.seed,
+      o.kv_gib > 0 ? fmt::format(" --kv-gib {}", o.kv_gib) : "");
 }
 
 /// Checks and normalises the sweep options (contexts ascending, no duplicates); an error message
@@ -903,8 +932,9 @@ VORTEX_REGISTER_COMMAND(bench, 60, [](CLI::App& app, int* exit_code) {
                    ->capture_default_str();
   decode->add_option("--bos", opts->bos, "leading pages always kept")->capture_default_str();
   decode->add_option("--eos", opts->eos, "trailing pages always kept")->capture_default_str();
-  decode->add_option("--layers-skip", opts->layers_skip, "layers that stay dense")
-      ->delimiter(',')
+  decode
+      ->add_option("--layers-skip", opts->layers_skip_text,
+                   "layers that stay dense: comma-separated indices, or none")
       ->capture_default_str();
   decode->add_option("--page-size", opts->page_size, "tokens per KV page")->capture_default_str();
   auto* steps = decode->add_option("--steps", opts->steps, "timed steps (sweep: 20 per point)")
@@ -942,6 +972,13 @@ VORTEX_REGISTER_COMMAND(bench, 60, [](CLI::App& app, int* exit_code) {
   budgets->needs(contexts);
   kv_gib->needs(contexts);
   decode->callback([opts, exit_code, contexts, steps, warmup] {
+    auto skip = parse_layers_skip(opts->layers_skip_text);
+    if (!skip.has_value()) {
+      std::fprintf(stderr, "vortex bench decode: %s\n", skip.status().to_string().c_str());
+      *exit_code = 2;
+      return;
+    }
+    opts->layers_skip = std::move(skip).value();
     if (contexts->count() == 0) {
       *exit_code = run_decode_bench(*opts);
       return;

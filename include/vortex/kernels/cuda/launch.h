@@ -8,7 +8,9 @@
 // become programmatic edges of the CUDA graph.
 //
 // Contract: every kernel launched here calls pdl_enter() before it touches global memory.
-// VORTEX_PDL=0 (or off/false) turns PDL off for A/B runs without a rebuild.
+// PDL is off unless VORTEX_PDL=1 (on/true): at the issue-7 decode shape on an H200 it measured
+// neutral (graph-captured steps already launch back to back; the waits sit at the kernels' tops,
+// so nothing but the launch overlaps). The kernels stay PDL-ready for prologue overlap.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -17,8 +19,8 @@
 
 namespace vortex::gpu {
 
-/// Whether launch_kernel() uses PDL: the current device is sm_90 or newer and VORTEX_PDL is not
-/// 0/off/false. Evaluated once per process.
+/// Whether launch_kernel() uses PDL: VORTEX_PDL is 1/on/true and the current device is sm_90 or
+/// newer. Evaluated once per process.
 bool pdl_enabled();
 
 /// The launch attribute that allows PDL (id 0 when PDL is off: an empty attribute list).
