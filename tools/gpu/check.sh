@@ -110,7 +110,7 @@ if [ "$sanitize" = 1 ] && [ "$sweep_only" = 0 ] && command -v compute-sanitizer 
   san kernels_cuda_sparse_planner_test 'SparsePlanner.SubstitutedPolicyFunctor'
   san kernels_cuda_block_topk_flow_test '*'
   # cudamodel: the model kernels (small cases) and one graph-replayed model step.
-  san kernels_cuda_model_test 'CudaEmbedding.*:CudaRmsNorm.*:CudaRopeAppend.*:CudaSampling.Greedy*:CudaCausalAttention.DecodeChunksMatchCpuDecodeAttention'
+  san kernels_cuda_model_test 'CudaEmbedding.*:CudaRmsNorm.*:CudaRopeAppend.*:CudaSampling.Greedy*:CudaCausalAttention.*:CudaSkinnyGemm.*'
   san model_cuda_test 'CudaModel.GraphReplayedDecodeEqualsEagerDecode'
 fi
 
