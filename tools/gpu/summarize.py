@@ -75,8 +75,23 @@ def main():
     res = kb.get("results", [])
     ceil = kb.get("ceilings", {})
     sweep = load(os.path.join(out, "bench", "sweep.json"))
-    summary = {"device": kb.get("device") or pb.get("device") or (sweep or {}).get("device"),
-               "git_sha": kb.get("git_sha") or (sweep or {}).get("git_sha"),
+    # Device and build SHA from whichever stage ran; the bundle MANIFEST line of environment.txt
+    # ("git: <sha>" after "bundle:") when no benchmark did.
+    dec = load(os.path.join(out, "bench", "decode_dense.json")) or {}
+    env_sha = None
+    try:
+        lines = open(os.path.join(out, "environment.txt")).read().splitlines()
+        after = [l for i, l in enumerate(lines) if i > 0 and lines[i - 1].startswith("bundle:")]
+        if after and after[0].startswith("git: "):
+            env_sha = after[0][5:].strip()
+        gpus = [l.split(",")[0] for l in lines if l.startswith("NVIDIA")]  # nvidia-smi's line
+        env_device = gpus[0] if gpus else None
+    except OSError:
+        env_device = None
+    summary = {"device": kb.get("device") or pb.get("device") or (sweep or {}).get("device")
+               or dec.get("device") or env_device,
+               "git_sha": kb.get("git_sha") or (sweep or {}).get("git_sha") or dec.get("git_sha")
+               or env_sha,
                "tests": tests, "sanitizer": san, "ceilings": ceil, "targets": [], "grid": []}
 
     md = [f"# Vortex GPU check: {summary['device']} (git {summary['git_sha']})", ""]

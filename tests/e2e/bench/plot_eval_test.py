@@ -30,7 +30,7 @@ def main():
     # Accuracy vs throughput: block_topk:1/8 at 2K keeps 128 / 8 = 16 pages -> 25000 tok/s (not
     # the 8-page point), quest:1/16 at 4K keeps 256 / 16 = 16 pages: no such point, so it is left
     # out; dense takes its context's dense point.
-    sweep = os.path.join(os.path.dirname(fixture), "sweep_fixture.json")
+    sweep = os.path.join(os.path.dirname(fixture), "eval_sweep_fixture.json")
     r = subprocess.run([sys.executable, tool, fixture, "--svg", out, "--bench", sweep],
                        capture_output=True, text=True)
     assert r.returncode == 0, f"plot_eval.py --bench exit {r.returncode}: {r.stderr}"

@@ -23,16 +23,12 @@ constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kTileRows = static_cast<int>(kSkinnyTileRows);
 static_assert(kTileRows == kWarps * 16);
-constexpr int kUnroll = 4;  // 32-wide k chunks whose weight loads are in flight together
 constexpr int kMaxSplits = 16;
 constexpr int64_t kSmemBytes = 96 * 1024;  // staged x per CTA (two CTAs per SM fit)
 
 /// Weights are read once per step: stream them past L1 (x stays cached there for the other warps).
 __device__ __forceinline__ uint4 load_weights(const __nv_bfloat16* p) {
   return __ldcs(reinterpret_cast<const uint4*>(p));
-}
-__device__ __forceinline__ uint4 load_x(const __nv_bfloat16* p) {
-  return __ldg(reinterpret_cast<const uint4*>(p));
 }
 
 __device__ __forceinline__ void store_out(void* y, bool y_f32, float beta, size_t idx, float v) {
