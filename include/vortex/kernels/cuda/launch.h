@@ -1,16 +1,16 @@
 // Kernel launches with programmatic dependent launch (PDL, sm_90+). A kernel launched through
 // launch_kernel() may be scheduled while the kernel before it on the stream is still draining;
-// its threads first execute pdl_enter() (device_utils.cuh / pdl_device.cuh), which waits until
-// every grid it depends on has completed and its writes are visible, then lets the next kernel
-// start launching. Ordering is therefore exactly stream order; what overlaps is the launch and
-// CTA rasterisation of kernel N+1 with the tail of kernel N (a few µs per boundary, which adds
-// up over the ~400 small kernels of a sparse decode step). Inside a stream capture the launches
+// its threads first execute pdl_enter() (pdl_device.cuh), which waits until every grid it depends
+// on has completed and its writes are visible, then lets the next kernel start launching.
+// Ordering is therefore exactly stream order; what can overlap is the launch and CTA
+// rasterisation of kernel N+1 with the tail of kernel N. Inside a stream capture the launches
 // become programmatic edges of the CUDA graph.
 //
 // Contract: every kernel launched here calls pdl_enter() before it touches global memory.
 // PDL is off unless VORTEX_PDL=1 (on/true): at the issue-7 decode shape on an H200 it measured
 // neutral (graph-captured steps already launch back to back; the waits sit at the kernels' tops,
-// so nothing but the launch overlaps). The kernels stay PDL-ready for prologue overlap.
+// so nothing but the launch overlaps). The kernels stay PDL-ready for prologue overlap (work
+// that does not depend on the previous kernel, e.g. weight prefetch, placed before the wait).
 #pragma once
 
 #include <cuda_runtime.h>
