@@ -223,7 +223,8 @@ Status CudaModel::Impl::run_graph(const detail::StepShape& s, const KVCache& cac
   }
   std::vector<std::pair<const void*, int32_t>> ranges;
   for (const detail::DecodeRange& r : s.ranges) ranges.emplace_back(r.flow, r.count);
-  GraphKey key{s.decode_rows, page_size, s.logprobs, std::move(pools), std::move(ranges)};
+  GraphKey key{s.decode_rows,       page_size,        s.logprobs,
+               s.completed_max > 0, std::move(pools), std::move(ranges)};
   auto it = graphs.find(key);
   if (it != graphs.end()) {
     *replayed = true;

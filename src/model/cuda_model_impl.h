@@ -306,8 +306,9 @@ struct CudaModel::Impl {
   Buffer scores;        // row page space, [capacity.pages * H_kv] f32
   Buffer selected_acc;  // [1] int64
 
-  // Graphs by (bucket, page size, logprobs, every K/V and aux pool pointer, decode ranges).
-  using GraphKey = std::tuple<int32_t, int32_t, bool, std::vector<const void*>,
+  // Graphs by (bucket, page size, logprobs, whether the cache flow runs, every K/V and aux pool
+  // pointer, decode ranges).
+  using GraphKey = std::tuple<int32_t, int32_t, bool, bool, std::vector<const void*>,
                               std::vector<std::pair<const void*, int32_t>>>;
   std::map<GraphKey, detail::CudaGraph> graphs;
   std::vector<int32_t> buckets;

@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
 #include <map>
 #include <string>
@@ -18,6 +19,16 @@
 
 namespace vortex {
 namespace {
+
+/// VORTEX_CACHE_FLOW_GRAPHS=always keeps the cache-flow launches in every graph step (the
+/// behaviour before steps without a completed page got their own graph), for A/B runs.
+bool cache_flow_in_every_graph() {
+  static const bool always = [] {
+    const char* v = std::getenv("VORTEX_CACHE_FLOW_GRAPHS");
+    return v != nullptr && std::string(v) == "always";
+  }();
+  return always;
+}
 
 Status bad_chunk(size_t i, const std::string& why) {
   return invalid_argument("forward batch chunk " + std::to_string(i) + ": " + why);
@@ -339,7 +350,11 @@ Status CudaModel::Impl::plan_step(const ForwardBatch& batch,
   step.shape.tiles = ntiles;
   step.shape.logit_rows = logit_count;
   step.shape.completed = ncompleted;
-  step.shape.completed_max = graph ? rows_pad : ncompleted;
+  // A graph step launches the cache flow for up to rows_pad pages (it reads the real count on the
+  // device), but only when a page completed: steps without one (15 of 16 at page size 16) replay
+  // a graph without the per-layer cache-flow launches.
+  const bool cache_flow = ncompleted > 0 || cache_flow_in_every_graph();
+  step.shape.completed_max = graph ? (cache_flow ? rows_pad : 0) : ncompleted;
   step.shape.sample = graph || !samples.empty();
   step.shape.logprobs = logprobs;
   step.shape.graph = graph;

@@ -4,8 +4,8 @@
 # over dense, block_topk and quest at B=32, L=16K, 32 pages (the issue 6/7 shape):
 #   tools/gpu/ab.sh VAR=A VAR=B [--rounds N] [--bundle DIR] [--out DIR] [--context L] [--batch B]
 # e.g. tools/gpu/ab.sh VORTEX_PDL=0 VORTEX_PDL=1. Writes OUT/ab/<setting>-<round>.json and
-# OUT/ab/summary.json (per flow and setting: every round's median step, their median, and the
-# ratio B/A of step times), and prints the summary. Runs on the GPU machine like check.sh.
+# OUT/ab/summary.json (per flow and setting: every round's median and mean step, their medians,
+# and the ratios B/A), and prints the summary. Runs on the GPU machine like check.sh.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 [ $# -ge 2 ] || { sed -n '2,9p' "$0"; exit 2; }
@@ -49,14 +49,21 @@ res = {}
 for s in (a, b):
     for f in sorted(glob.glob(os.path.join(d, tag(s) + "-*.json"))):
         for p in json.load(open(f)).get("points", []):
-            res.setdefault(p["flow"], {}).setdefault(s, []).append(p["step_ms_median"])
+            res.setdefault(p["flow"], {}).setdefault(s, []).append(
+                (p["step_ms_median"], statistics.mean(p["step_ms"])))
 summary = {"a": a, "b": b, "flows": {}}
 for flow, by in res.items():
-    row = {s: {"rounds_ms": v, "median_ms": statistics.median(v)} for s, v in by.items()}
+    # median: the typical step; mean: what throughput sees (steps that complete a page included)
+    row = {s: {"rounds_ms": [m for m, _ in v], "median_ms": statistics.median([m for m, _ in v]),
+               "rounds_mean_ms": [x for _, x in v],
+               "mean_ms": statistics.median([x for _, x in v])} for s, v in by.items()}
     if a in by and b in by:
         row["b_over_a"] = row[b]["median_ms"] / row[a]["median_ms"]
+        row["b_over_a_mean"] = row[b]["mean_ms"] / row[a]["mean_ms"]
     summary["flows"][flow] = row
-    print(f"{flow:12s} " + "  ".join(f"{s}: {row[s]['median_ms']:.3f} ms" for s in by)
-          + (f"  B/A {row['b_over_a']:.3f}" if "b_over_a" in row else ""))
+    print(f"{flow:12s} " + "  ".join(f"{s}: {row[s]['median_ms']:.3f} ms (mean {row[s]['mean_ms']:.3f})"
+                                     for s in by)
+          + (f"  B/A {row['b_over_a']:.3f} (mean {row['b_over_a_mean']:.3f})"
+             if "b_over_a" in row else ""))
 json.dump(summary, open(os.path.join(d, "summary.json"), "w"), indent=1)
 PY
