@@ -11,8 +11,8 @@ bool pdl_enabled() {
     // Off unless asked for: on the H200 it measured neutral (B=32, L=16K decode step, dense
     // +0.3 %, block_topk and quest +-0.1 %; bench/results/2026-12-04-h200-pdl-ab.json).
     const char* v = std::getenv("VORTEX_PDL");
-    if (v == nullptr || !(std::strcmp(v, "1") == 0 || std::strcmp(v, "on") == 0 ||
-                          std::strcmp(v, "true") == 0)) {
+    if (v == nullptr ||
+        !(std::strcmp(v, "1") == 0 || std::strcmp(v, "on") == 0 || std::strcmp(v, "true") == 0)) {
       return false;
     }
     int device = 0;
