@@ -43,18 +43,18 @@ def budget_pages(cfg, ctx, page, bos, eos):
 
 def with_throughput(pts, ctx, sweep):
     """Replaces each point's x (page fraction) by the sweep's tokens/s; drops unmatched points."""
-    by = {}
-    for p in sweep["points"]:
-        by[(p["flow"], p["context"], p.get("budget_pages"))] = p["tok_s"]
+    sparse = {(p["flow"], p["budget_pages"]): p["tok_s"] for p in sweep["points"]
+              if p["context"] == ctx and p["flow"] != "dense"}
+    dense = next((p["tok_s"] for p in sweep["points"]
+                  if p["context"] == ctx and p["flow"] == "dense"), None)
     cfg = sweep.get("config", {})
     page, bos, eos = cfg.get("page_size", 16), cfg.get("bos", 1), cfg.get("eos", 1)
     out = []
     for c, flow, _frac, acc, ci in pts:
-        key = (flow, ctx, None if flow == "dense" else budget_pages(c, ctx, page, bos, eos))
         if flow == "dense":
-            tok = next((v for (f, x, _b), v in by.items() if f == "dense" and x == ctx), None)
+            tok = dense
         else:
-            tok = by.get(key)
+            tok = sparse.get((flow, budget_pages(c, ctx, page, bos, eos)))
         if tok is not None:
             out.append((c, flow, tok, acc, ci))
     return out

@@ -52,8 +52,8 @@ struct DecodeBenchOptions {
   int32_t topk_val = 30;
   int32_t bos = 1;
   int32_t eos = 1;
-  std::vector<int32_t> layers_skip = {0};
-  std::string layers_skip_text = "0";  ///< as given: a comma list of layers, or "none"
+  std::string layers_skip_text = "0";  ///< --layers-skip as given: layer indices, or "none"
+  std::vector<int32_t> layers_skip;    ///< parsed from layers_skip_text by the command
   int32_t page_size = 16;
   int32_t steps = 50;
   int32_t warmup = 5;
@@ -74,20 +74,14 @@ vortex::Expected<std::vector<int32_t>> parse_layers_skip(const std::string& text
   size_t start = 0;
   while (start <= text.size()) {
     const size_t comma = std::min(text.find(',', start), text.size());
-    const std::string item = text.substr(start, comma - start);
-    size_t used = 0;
-    int value = -1;
-    try {
-      value = std::stoi(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (item.empty() || used != item.size() || value < 0) {
+    const std::optional<int32_t> value =
+        vortex::cli::parse_layer_index(text.substr(start, comma - start));
+    if (!value) {
       return vortex::invalid_argument(
           "--layers-skip '" + text +
           "': expected 'none' or comma-separated layer indices >= 0 (0,1)");
     }
-    layers.push_back(value);
+    layers.push_back(*value);
     start = comma + 1;
   }
   return layers;

@@ -21,18 +21,12 @@ std::vector<int32_t> parse_layers(const std::string& text) {
   std::string item;
   while (std::getline(ss, item, ',')) {
     if (item.empty()) continue;
-    size_t used = 0;
-    int value = -1;
-    try {
-      value = std::stoi(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != item.size() || value < 0) {
+    const std::optional<int32_t> value = vortex::cli::parse_layer_index(item);
+    if (!value) {
       throw CLI::ValidationError("--layers-skip",
                                  "expected comma-separated layer indices, got '" + item + "'");
     }
-    out.push_back(value);
+    out.push_back(*value);
   }
   return out;
 }

@@ -18,4 +18,16 @@ std::string command_line(const std::string& prefix, const CLI::App& cmd) {
   return line;
 }
 
+std::optional<int32_t> parse_layer_index(const std::string& item) {
+  size_t used = 0;
+  int value = -1;
+  try {
+    value = std::stoi(item, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (item.empty() || used != item.size() || value < 0) return std::nullopt;
+  return value;
+}
+
 }  // namespace vortex::cli

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,9 @@ std::vector<CommandEntry>& command_registry();
 
 /// "<prefix> --opt value --flag ..." from the options the user set on `cmd`, for reports.
 std::string command_line(const std::string& prefix, const CLI::App& cmd);
+
+/// One item of a --layers-skip list: a whole decimal integer >= 0, else nullopt.
+std::optional<int32_t> parse_layer_index(const std::string& item);
 
 struct CommandRegistrar {
   CommandRegistrar(std::string name, int order, CommandSetup setup) {

@@ -23,40 +23,37 @@ namespace vortex::gpu {
 /// newer. Evaluated once per process.
 bool pdl_enabled();
 
-/// The launch attribute that allows PDL (id 0 when PDL is off: an empty attribute list).
-inline int pdl_attributes(cudaLaunchAttribute* attr) {
-  if (!pdl_enabled()) return 0;
-  attr->id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr->val.programmaticStreamSerializationAllowed = 1;
-  return 1;
+/// A launch configuration with PDL when enabled; `attr` (one element) must outlive the launch.
+inline cudaLaunchConfig_t launch_config(dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                                        cudaLaunchAttribute* attr) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  config.attrs = attr;
+  if (pdl_enabled()) {
+    attr->id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr->val.programmaticStreamSerializationAllowed = 1;
+    config.numAttrs = 1;
+  }
+  return config;
 }
 
 /// `kernel<<<grid, block, smem, stream>>>(args...)` with PDL when enabled.
 template <typename... Params, typename... Args>
 cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
                           cudaStream_t stream, Args&&... args) {
-  cudaLaunchAttribute attr[1];
-  cudaLaunchConfig_t config = {};
-  config.gridDim = grid;
-  config.blockDim = block;
-  config.dynamicSmemBytes = smem;
-  config.stream = stream;
-  config.attrs = attr;
-  config.numAttrs = static_cast<unsigned>(pdl_attributes(attr));
+  cudaLaunchAttribute attr;
+  const cudaLaunchConfig_t config = launch_config(grid, block, smem, stream, &attr);
   return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
 /// The untyped form (argument pointer array, as cudaLaunchKernel takes).
 inline cudaError_t launch_kernel_c(const void* kernel, dim3 grid, dim3 block, void** args,
                                    size_t smem, cudaStream_t stream) {
-  cudaLaunchAttribute attr[1];
-  cudaLaunchConfig_t config = {};
-  config.gridDim = grid;
-  config.blockDim = block;
-  config.dynamicSmemBytes = smem;
-  config.stream = stream;
-  config.attrs = attr;
-  config.numAttrs = static_cast<unsigned>(pdl_attributes(attr));
+  cudaLaunchAttribute attr;
+  const cudaLaunchConfig_t config = launch_config(grid, block, smem, stream, &attr);
   return cudaLaunchKernelExC(&config, kernel, args);
 }
 
