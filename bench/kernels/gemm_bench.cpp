@@ -90,13 +90,14 @@ void run_gemm_benches(const Options& o, Report& r) {
                  (void)(*gemm)->matmul(xp, wp(i), y.data(), DType::kBF16, n, sh.m, sh.k, 0.0f, s);
                }));
       }
-      {
-        const char* label = "skinny";
-        const cuda::SkinnyGemmShape cut = cuda::skinny_gemm_shape(n, sh.m, sh.k, r.ceilings.sms);
+      // Every cut the autotuner would time; the label names it (cut 0 is the default).
+      for (const cuda::SkinnyGemmShape& cut :
+           cuda::skinny_gemm_shapes(n, sh.m, sh.k, r.ceilings.sms)) {
         DeviceVec<uint8_t> ws(std::max<size_t>(1, cuda::skinny_gemm_workspace_bytes(cut, n, sh.m)));
-        if (cut.tiles == 0 || !cuda::skinny_gemm_init_workspace(ws.data(), cut, n, sh.m, s).is_ok())
-          continue;
-        record(label, time_graph(s, copies, o.quick ? 5 : 15, [&](int i) {
+        if (!cuda::skinny_gemm_init_workspace(ws.data(), cut, n, sh.m, s).is_ok()) continue;
+        const std::string label = "skinny kg" + std::to_string(cut.k_groups) + " s" +
+                                  std::to_string(cut.splits) + " t" + std::to_string(cut.tiles);
+        record(label.c_str(), time_graph(s, copies, o.quick ? 5 : 15, [&](int i) {
                  (void)cuda::skinny_gemm(xp, wp(i), y.data(), DType::kBF16, n, sh.m, sh.k, 0.0f,
                                          cut, ws.data(), s);
                }));

@@ -253,7 +253,9 @@ Status CudaModel::Impl::sparse_attention(const detail::StepShape& s, const KVCac
     detail::SparseFlow* f = r.flow;
     if (f == nullptr || f->dense_layer[static_cast<size_t>(layer)] != 0) {
       mark(timing, detail::Stage::kAttention);
-      VORTEX_RETURN_IF_ERROR(op->run(q_r, kv, pt, nullptr, scale, out_r, stream));
+      // The page table is the step's metadata; the preceding kernels appended one token per row.
+      VORTEX_RETURN_IF_ERROR(
+          op->run(q_r, kv, pt, nullptr, scale, out_r, stream, /*fresh_tokens=*/1));
       continue;
     }
     VORTEX_ASSIGN_OR_RETURN(gpu::SparsePlanner * planner, planner_for(k, f->chunk_pages));

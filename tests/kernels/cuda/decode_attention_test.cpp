@@ -457,6 +457,37 @@ TEST(PagedDecodeAttention, BackToBackRunsOfOneOp) {
   }
 }
 
+// run(..., fresh_tokens) (the decode step's promise that only each row's last token is new) only
+// moves the row search and the first K/V requests ahead of the PDL wait: the result is bit for bit
+// the plain run's, for rows whose first stages hold the fresh token and rows whose do not. With
+// VORTEX_PDL=1 (check.sh runs the GPU tests both ways) the early reads really run first.
+TEST(PagedDecodeAttention, EarlyReadsAreBitwiseThePlainRun) {
+  VORTEX_REQUIRE_GPU();
+  std::mt19937_64 rng(47);
+  std::vector<int32_t> lens = random_lens(rng, 20, 3000);
+  lens.push_back(1);
+  lens.push_back(17);
+  lens.push_back(40000);
+  Problem p = make_problem(lens, 128, 2, 8, 16, DType::kBF16, rng);
+  auto op = PagedDecodeAttention::create(config_for(p, {DecodeSchedule::kStream, 3}));
+  ASSERT_TRUE(op.has_value()) << op.status().to_string();
+  DeviceProblem dp(p);
+  std::vector<double> plain;
+  for (int32_t fresh : {-1, 1, 0, 64}) {
+    dp.poison_out();
+    ASSERT_TRUE(op->run(dp.q(), dp.kv, dp.pt, nullptr, 0.088f, dp.out(), 0, fresh).is_ok());
+    VORTEX_CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<double> out = dp.download_out();
+    if (fresh == -1) {
+      plain = out;
+      EXPECT_LE(gpu_test::rel_l2(out, reference(p, false, 0.088)), tolerance(p.io));
+      continue;
+    }
+    ASSERT_EQ(out.size(), plain.size());
+    for (size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], plain[i]) << "fresh " << fresh;
+  }
+}
+
 TEST(PagedDecodeAttention, GraphReplayFollowsNewLengths) {
   VORTEX_REQUIRE_GPU();
   std::mt19937_64 rng(31);

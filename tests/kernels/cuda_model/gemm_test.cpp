@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <random>
 #include <vector>
 
@@ -97,11 +98,13 @@ TEST(CudaGemm, PlansAreCachedPerShape) {
 }
 
 // The skinny kernel directly: rows 1..64 (every NT instantiation, partial row tiles), features
-// that are not a multiple of the 128-row tile, k from one chunk to 6144, unsplit and split-K.
+// that are not a multiple of the row tile, k from one chunk to 6144, unsplit and split-K, every
+// cut the autotuner may pick (k_groups 1/2/4: the k slices of a CTA summed in shared memory).
 TEST(CudaSkinnyGemm, MatchesCpuMatmulUnsplitAndSplit) {
   VORTEX_SKIP_WITHOUT_GPU();
   std::mt19937 rng(7);
   int unsplit = 0, split = 0;
+  std::map<int, int> k_groups_seen;
   for (auto [n, m, k] : {std::tuple{1, 2048, 2048},
                          {5, 100, 32},
                          {8, 960, 576},
@@ -118,12 +121,18 @@ TEST(CudaSkinnyGemm, MatchesCpuMatmulUnsplitAndSplit) {
     auto dw = DeviceArray<uint16_t>::upload(to_bf16(w));
     ASSERT_TRUE(cuda::skinny_gemm_supported(dx.data(), dw.data(), DType::kBF16, n, m, k));
     // One SM's worth of CTAs leaves most shapes unsplit; 132 SMs split k.
+    std::vector<cuda::SkinnyGemmShape> cuts;
     for (int32_t sms : {1, 132}) {
-      const cuda::SkinnyGemmShape shape = cuda::skinny_gemm_shape(n, m, k, sms);
+      const auto more = cuda::skinny_gemm_shapes(n, m, k, sms);
+      ASSERT_FALSE(more.empty());
+      cuts.insert(cuts.end(), more.begin(), more.end());
+    }
+    for (const cuda::SkinnyGemmShape& shape : cuts) {
       ASSERT_GT(shape.tiles, 0);
       (shape.splits == 1 ? unsplit : split) += 1;
+      k_groups_seen[shape.k_groups] += 1;
       const std::string what = std::to_string(n) + "x" + std::to_string(m) + "x" +
-                               std::to_string(k) + " splits " + std::to_string(shape.splits);
+                               std::to_string(k) + " " + cuda::describe(shape);
       DeviceArray<uint8_t> ws(std::max<size_t>(1, cuda::skinny_gemm_workspace_bytes(shape, n, m)));
       ASSERT_TRUE(cuda::skinny_gemm_init_workspace(ws.data(), shape, n, m, nullptr).is_ok());
 
@@ -161,6 +170,8 @@ TEST(CudaSkinnyGemm, MatchesCpuMatmulUnsplitAndSplit) {
   }
   EXPECT_GT(unsplit, 0);
   EXPECT_GT(split, 0);
+  EXPECT_GT(k_groups_seen[2], 0);
+  EXPECT_GT(k_groups_seen[4], 0);
 }
 
 TEST(CudaSkinnyGemm, RejectsWhatItCannotRun) {
@@ -180,6 +191,21 @@ TEST(CudaSkinnyGemm, RejectsWhatItCannotRun) {
   EXPECT_FALSE(cuda::skinny_gemm(p, p, buf.data(), DType::kBF16, 8, 64, 64, 1.0f, shape, nullptr,
                                  nullptr)
                    .is_ok());  // beta with bf16 output
+  // Cuts that do not match the kernel: k_groups 3, a split not cut into whole 32-wide slices.
+  EXPECT_EQ(cuda::skinny_gemm_shape(8, 64, 256, 132, /*k_groups=*/3).tiles, 0);
+  cuda::SkinnyGemmShape bad = cuda::skinny_gemm_shape(8, 64, 256, 1, /*k_groups=*/4);
+  ASSERT_GT(bad.tiles, 0);
+  EXPECT_EQ(bad.k_per_split % 128, 0);
+  bad.k_groups = 3;
+  EXPECT_FALSE(
+      cuda::skinny_gemm(p, p, buf.data(), DType::kBF16, 8, 64, 256, 0.0f, bad, nullptr, nullptr)
+          .is_ok());
+  bad.k_groups = 4;
+  bad.k_per_split = 96;
+  bad.splits = 3;
+  EXPECT_FALSE(
+      cuda::skinny_gemm(p, p, buf.data(), DType::kBF16, 8, 64, 256, 0.0f, bad, nullptr, nullptr)
+          .is_ok());
 }
 
 // A split skinny product captured in a CUDA graph and replayed: every replay equals the eager run.
@@ -190,34 +216,36 @@ TEST(CudaSkinnyGemm, GraphReplayOfASplitProductIsExact) {
   auto dx = DeviceArray<uint16_t>::upload(to_bf16(random_floats(static_cast<size_t>(n * k), rng)));
   auto dw =
       DeviceArray<uint16_t>::upload(to_bf16(random_floats(static_cast<size_t>(m * k), rng, 0.05f)));
-  const cuda::SkinnyGemmShape shape = cuda::skinny_gemm_shape(n, m, k, 132);
-  ASSERT_GT(shape.splits, 1);
-  DeviceArray<uint8_t> ws(cuda::skinny_gemm_workspace_bytes(shape, n, m));
-  ASSERT_TRUE(cuda::skinny_gemm_init_workspace(ws.data(), shape, n, m, nullptr).is_ok());
-  DeviceArray<uint16_t> y(static_cast<size_t>(n * m));
-  ASSERT_TRUE(cuda::skinny_gemm(as_bf16(dx.data()), as_bf16(dw.data()), y.data(), DType::kBF16, n,
-                                m, k, 0.0f, shape, ws.data(), nullptr)
-                  .is_ok());
-  const auto eager = y.download();
-  cudaStream_t s = nullptr;
-  ASSERT_EQ(cudaStreamCreate(&s), cudaSuccess);
-  cudaGraph_t graph = nullptr;
-  cudaGraphExec_t exec = nullptr;
-  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
-  ASSERT_TRUE(cuda::skinny_gemm(as_bf16(dx.data()), as_bf16(dw.data()), y.data(), DType::kBF16, n,
-                                m, k, 0.0f, shape, ws.data(), s)
-                  .is_ok());
-  ASSERT_EQ(cudaStreamEndCapture(s, &graph), cudaSuccess);
-  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
-  for (int r = 0; r < 3; ++r) {
-    y.poison();
-    ASSERT_EQ(cudaGraphLaunch(exec, s), cudaSuccess);
-    ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
-    EXPECT_EQ(y.download(), eager) << "replay " << r;
+  for (int32_t k_groups : {1, 4}) {
+    const cuda::SkinnyGemmShape shape = cuda::skinny_gemm_shape(n, m, k, 132, k_groups);
+    ASSERT_GT(shape.splits, 1);
+    DeviceArray<uint8_t> ws(cuda::skinny_gemm_workspace_bytes(shape, n, m));
+    ASSERT_TRUE(cuda::skinny_gemm_init_workspace(ws.data(), shape, n, m, nullptr).is_ok());
+    DeviceArray<uint16_t> y(static_cast<size_t>(n * m));
+    ASSERT_TRUE(cuda::skinny_gemm(as_bf16(dx.data()), as_bf16(dw.data()), y.data(), DType::kBF16, n,
+                                  m, k, 0.0f, shape, ws.data(), nullptr)
+                    .is_ok());
+    const auto eager = y.download();
+    cudaStream_t s = nullptr;
+    ASSERT_EQ(cudaStreamCreate(&s), cudaSuccess);
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+    ASSERT_TRUE(cuda::skinny_gemm(as_bf16(dx.data()), as_bf16(dw.data()), y.data(), DType::kBF16, n,
+                                  m, k, 0.0f, shape, ws.data(), s)
+                    .is_ok());
+    ASSERT_EQ(cudaStreamEndCapture(s, &graph), cudaSuccess);
+    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    for (int r = 0; r < 3; ++r) {
+      y.poison();
+      ASSERT_EQ(cudaGraphLaunch(exec, s), cudaSuccess);
+      ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+      EXPECT_EQ(y.download(), eager) << "replay " << r << " " << cuda::describe(shape);
+    }
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    cudaStreamDestroy(s);
   }
-  cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
-  cudaStreamDestroy(s);
 }
 
 // Gemm's modes: kOn plans the skinny kernel for decode shapes (and cuBLASLt beyond 64 rows), kOff

@@ -75,8 +75,13 @@ class PagedDecodeAttention {
   ///   kv   K, V [num_pages, H_kv, P, D] bf16
   ///   pt   page table CSR of the B requests (pt.batch_size = B <= max_batch)
   ///   sel  null, or the selection CSR over rows b * H_kv + h (sel->num_rows = B * H_kv)
+  /// `fresh_tokens` >= 0 (kStream, no selection) promises that the kernel launched just before on
+  /// `stream` writes neither the page table nor any K/V but the last `fresh_tokens` tokens of each
+  /// row (a decode step's append: 1): with programmatic dependent launch the kernel then finds its
+  /// rows and requests its first K/V stages while that kernel still runs. -1: no promise.
   Status run(const void* q, const KVLayerView& kv, const PageTableView& pt,
-             const SelectionView* sel, float scale, void* out, cudaStream_t stream) const;
+             const SelectionView* sel, float scale, void* out, cudaStream_t stream,
+             int32_t fresh_tokens = -1) const;
 
   const DecodeAttentionConfig& config() const { return config_; }
   const DecodeAttentionLaunch& launch() const { return launch_; }

@@ -3,10 +3,13 @@
 // w once. Tensor cores (mma.sync m16n8k16, bf16 in, fp32 accumulate) with the weight rows loaded
 // straight from global memory into mma fragments (16-byte loads, the next group in flight while
 // one is multiplied), x staged once per CTA in shared memory, and one k permutation shared by
-// both operands (a dot product does not depend on the order of its terms). Split-K over CTAs
-// when the output has too few 128-row tiles to fill the GPU, reduced by the last CTA of each tile
-// in split order, so results are deterministic. cuda::Gemm picks it over cuBLASLt per shape when
-// it measures faster.
+// both operands (a dot product does not depend on the order of its terms). A CTA's 8 warps cover
+// 128 / k_groups output features x k_groups slices of its k range (reduced through shared memory
+// in slice order); split-K over CTAs when that leaves too few CTAs to fill the GPU, reduced by
+// the last CTA of each tile in split order, so results are deterministic. The first weights are
+// requested before the kernel waits for its predecessor (programmatic dependent launch: weights
+// do not depend on it). cuda::Gemm times every cut (skinny_gemm_shapes) against cuBLASLt per
+// shape and keeps the fastest.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -14,6 +17,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "vortex/core/dtype.h"
 #include "vortex/core/status.h"
@@ -22,15 +27,17 @@ namespace vortex::cuda {
 
 /// Most rows (tokens) the skinny kernel takes.
 constexpr int64_t kSkinnyMaxRows = 64;
-/// Output features per CTA (8 warps x 16).
+/// Output features per CTA with one k group (8 warps x 16); 128 / k_groups in general.
 constexpr int64_t kSkinnyTileRows = 128;
 
-/// How a shape is cut: `tiles` CTAs along m, `splits` along k, each split `k_per_split` wide
-/// (a multiple of 32; the last may be shorter).
+/// How a shape is cut: `tiles` CTAs along m (128 / k_groups features each), `splits` along k,
+/// each split `k_per_split` wide (a multiple of 32 * k_groups; the last may be shorter) and cut
+/// into k_groups equal slices, one per warp group of the CTA.
 struct SkinnyGemmShape {
   int32_t tiles = 0;
   int32_t splits = 1;
   int32_t k_per_split = 0;
+  int32_t k_groups = 1;  ///< 1, 2 or 4
 };
 
 /// Whether the kernel handles this product: 1 <= n <= 64, k a multiple of 32 (and short enough that
@@ -38,10 +45,19 @@ struct SkinnyGemmShape {
 bool skinny_gemm_supported(const void* x, const void* w, DType y_dtype, int64_t n, int64_t m,
                            int64_t k);
 
-/// The cut for `num_sms` multiprocessors: split k (in halves, keeping >= 128 columns per split)
-/// until there are about two CTAs per SM, and further until a split's x slice fits the CTA's
-/// shared memory. tiles == 0: the shape cannot run.
-SkinnyGemmShape skinny_gemm_shape(int64_t n, int64_t m, int64_t k, int32_t num_sms);
+/// The cut for `num_sms` multiprocessors with `k_groups` warp groups along k: split k (in halves,
+/// keeping >= max(128, 64 * k_groups) columns per split) until there are about `ctas_per_sm` CTAs
+/// per SM, and further until a split's x slice (and the k-group reduction) fits the CTA's shared
+/// memory. tiles == 0: the shape cannot run (or k_groups is not 1, 2 or 4).
+SkinnyGemmShape skinny_gemm_shape(int64_t n, int64_t m, int64_t k, int32_t num_sms,
+                                  int32_t k_groups = 1, int32_t ctas_per_sm = 2);
+
+/// The distinct cuts worth timing for a product (k_groups 1/2/4 x 1 or 2 CTAs per SM); the first
+/// is skinny_gemm_shape's default. Empty when the kernel cannot run the shape.
+std::vector<SkinnyGemmShape> skinny_gemm_shapes(int64_t n, int64_t m, int64_t k, int32_t num_sms);
+
+/// "k_groups=2 splits=4 tiles=64 k_per_split=512", for logs and reports.
+std::string describe(const SkinnyGemmShape& shape);
 
 /// Device workspace bytes for `shape` (fp32 split partials + one counter per tile; 0 when not
 /// split). Zero it once (skinny_gemm_init_workspace) before the first product; the kernel leaves

@@ -6,6 +6,7 @@
 #include <cublasLt.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -103,6 +104,7 @@ struct Gemm::Impl {
   Buffer workspace;
   bool autotune = true;  // time skinny shapes' candidates (false: the heuristic's first pick)
   SkinnyGemmMode skinny_mode = SkinnyGemmMode::kAuto;
+  bool log = false;  // VORTEX_GEMM_LOG=1: one stderr line per timed candidate and per pick
   int32_t num_sms = 132;
   size_t l2_bytes = 0;
   Buffer flush;  // written between timed runs so every candidate reads its weights from DRAM
@@ -177,9 +179,12 @@ struct Gemm::Impl {
     return {best, best_ms};
   }
 
-  /// Sets `p` up to run the skinny kernel (workspace allocated and zeroed on `stream`).
-  Status use_skinny(Plan& p, int64_t n, int64_t m, int64_t k, cudaStream_t stream) {
-    p.shape = skinny_gemm_shape(n, m, k, num_sms);
+  /// Sets `p` up to run the skinny kernel with `shape` (workspace allocated and zeroed on
+  /// `stream`).
+  Status use_skinny(Plan& p, const SkinnyGemmShape& shape, int64_t n, int64_t m,
+                    cudaStream_t stream) {
+    p.shape = shape;
+    p.skinny_workspace = Buffer();
     const size_t bytes = skinny_gemm_workspace_bytes(p.shape, n, m);
     if (bytes > 0) {
       VORTEX_ASSIGN_OR_RETURN(p.skinny_workspace, Buffer::allocate(*alloc, bytes));
@@ -188,6 +193,42 @@ struct Gemm::Impl {
     }
     p.skinny = true;
     return Status::ok();
+  }
+
+  /// Times every skinny cut of the product on `ops` (L2 cold); leaves `p` set up with the fastest
+  /// and returns its time (-1 and `p` not skinny when none could be timed).
+  Expected<float> fastest_skinny(Plan& p, int64_t n, int64_t m, int64_t k, DType y_dtype,
+                                 const Operands& ops) {
+    float best_ms = -1.0f;
+    SkinnyGemmShape best;
+    for (const SkinnyGemmShape& cut : skinny_gemm_shapes(n, m, k, num_sms)) {
+      VORTEX_RETURN_IF_ERROR(use_skinny(p, cut, n, m, ops.stream));
+      const float ms = time_cold(
+          [&] {
+            return skinny_gemm(static_cast<const __nv_bfloat16*>(ops.x),
+                               static_cast<const __nv_bfloat16*>(ops.w), ops.y, y_dtype, n, m, k,
+                               0.0f, p.shape, p.skinny_workspace.data(), ops.stream)
+                .is_ok();
+          },
+          ops.stream);
+      if (log) {
+        std::fprintf(stderr, "[gemm] n=%lld m=%lld k=%lld skinny %s: %.2f us\n",
+                     static_cast<long long>(n), static_cast<long long>(m),
+                     static_cast<long long>(k), describe(cut).c_str(), ms * 1e3f);
+      }
+      if (ms >= 0.0f && (best_ms < 0.0f || ms < best_ms)) {
+        best_ms = ms;
+        best = cut;
+      }
+    }
+    if (best_ms < 0.0f) {
+      p.skinny = false;
+      p.skinny_workspace = Buffer();
+      return -1.0f;
+    }
+    // The timed runs left the counters zero; a fresh workspace for the pick keeps that simple.
+    VORTEX_RETURN_IF_ERROR(use_skinny(p, best, n, m, ops.stream));
+    return best_ms;
   }
 
   /// Whether `stream` is being captured into a graph (no allocation, no timing then).
@@ -247,7 +288,7 @@ struct Gemm::Impl {
     const bool skinny_ok = skinny_mode != SkinnyGemmMode::kOff && !capture &&
                            skinny_gemm_supported(x, w, y_dtype, n, m, k);
     if (skinny_ok && skinny_mode == SkinnyGemmMode::kOn) {
-      VORTEX_RETURN_IF_ERROR(use_skinny(*p, n, m, k, stream));
+      VORTEX_RETURN_IF_ERROR(use_skinny(*p, skinny_gemm_shape(n, m, k, num_sms), n, m, stream));
       Plan* raw = p.get();
       plans.emplace(key, std::move(p));
       return raw;
@@ -260,16 +301,15 @@ struct Gemm::Impl {
     auto [pick, pick_ms] =
         tune && found > 0 ? fastest(*p, results, found, *ops) : std::pair<int, float>{0, -1.0f};
     if (tune && skinny_ok) {
-      VORTEX_RETURN_IF_ERROR(use_skinny(*p, n, m, k, stream));
-      const Operands o = *ops;
-      const float skinny_ms = time_cold(
-          [&] {
-            return skinny_gemm(static_cast<const __nv_bfloat16*>(o.x),
-                               static_cast<const __nv_bfloat16*>(o.w), o.y, y_dtype, n, m, k, 0.0f,
-                               p->shape, p->skinny_workspace.data(), o.stream)
-                .is_ok();
-          },
-          o.stream);
+      VORTEX_ASSIGN_OR_RETURN(const float skinny_ms, fastest_skinny(*p, n, m, k, y_dtype, *ops));
+      if (log) {
+        std::fprintf(stderr, "[gemm] n=%lld m=%lld k=%lld cuBLASLt: %.2f us -> %s\n",
+                     static_cast<long long>(n), static_cast<long long>(m),
+                     static_cast<long long>(k), pick_ms * 1e3f,
+                     skinny_ms >= 0.0f && (pick_ms < 0.0f || skinny_ms < 0.95f * pick_ms)
+                         ? ("skinny " + describe(p->shape)).c_str()
+                         : "cuBLASLt");
+      }
       // A clear win only: single cold runs of a few microseconds are noisy.
       if (skinny_ms >= 0.0f && (pick_ms < 0.0f || skinny_ms < 0.95f * pick_ms)) {
         Plan* raw = p.get();
@@ -302,6 +342,8 @@ Expected<std::unique_ptr<Gemm>> Gemm::create(Allocator& alloc, size_t workspace_
   g->impl_->alloc = &alloc;
   g->impl_->autotune = autotune;
   g->impl_->skinny_mode = skinny_mode_from_env();
+  const char* log = std::getenv("VORTEX_GEMM_LOG");
+  g->impl_->log = log != nullptr && std::strcmp(log, "0") != 0;
   int device = 0, sms = 0, l2 = 0;
   if (cudaGetDevice(&device) == cudaSuccess &&
       cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess &&

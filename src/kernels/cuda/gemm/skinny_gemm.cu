@@ -1,5 +1,6 @@
-// Skinny decode GEMM (see skinny_gemm.h). One CTA = 8 warps = 128 output features (16 per warp,
-// the mma's M) x one k split; a warp's mma N is 8 rows of x (NT tiles cover n <= 8 NT).
+// Skinny decode GEMM (see skinny_gemm.h). One CTA = 8 warps = RW = 8 / KW row groups of 16 output
+// features (the mma's M) x KW slices of one k split; a warp's mma N is 8 rows of x (NT tiles cover
+// n <= 8 NT). The KW slices of a row group are summed through shared memory, in slice order.
 //
 // Fragments straight from global memory: lane (g = lane / 4, q = lane % 4) loads 16 bytes (8 k
 // values) of weight rows g and g + 8 and of x row g at k offset 8q of every 32-wide k chunk.
@@ -7,6 +8,9 @@
 // k {2q, 2q + 1, 2q + 8, 2q + 9} of the first step, 8q + {4..7} the same of the second. A and B
 // use the same map, so each step sums products of matching k: a permutation of the dot product.
 #include <algorithm>
+#include <string>
+#include <type_traits>
+#include <vector>
 
 #include "../common/device_utils.cuh"
 #include "vortex/core/cuda_check.h"
@@ -21,10 +25,16 @@ namespace gd = vortex::gpu::detail;
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
-constexpr int kTileRows = static_cast<int>(kSkinnyTileRows);
-static_assert(kTileRows == kWarps * 16);
+static_assert(kSkinnyTileRows == kWarps * 16);
 constexpr int kMaxSplits = 16;
-constexpr int64_t kSmemBytes = 96 * 1024;  // staged x per CTA (two CTAs per SM fit)
+constexpr int64_t kSmemBytes = 96 * 1024;  // staged x + k-group sums per CTA (two CTAs per SM fit)
+
+__host__ __device__ constexpr int tile_rows(int k_groups) { return 16 * (kWarps / k_groups); }
+
+/// Shared-memory bytes of the k-group reduction: the accumulators of the warps of slices 1..KW-1.
+__host__ __device__ constexpr int reduce_bytes(int k_groups, int nt) {
+  return (k_groups - 1) * (kWarps / k_groups) * 32 * nt * 4 * static_cast<int>(sizeof(float));
+}
 
 /// Weights are read once per step: stream them past L1 (x stays cached there for the other warps).
 __device__ __forceinline__ uint4 load_weights(const __nv_bfloat16* p) {
@@ -51,7 +61,7 @@ __host__ __device__ inline int x_stride(int k_per_split) {
 /// Rows of x a CTA stages (and multiplies): 8 NT for the instantiation that serves n rows.
 inline int64_t staged_rows(int64_t n) { return n <= 8 ? 8 : n <= 16 ? 16 : n <= 32 ? 32 : 64; }
 
-template <int NT, int U>
+template <int U>
 __device__ __forceinline__ void load_group(const __nv_bfloat16* w_lo, const __nv_bfloat16* w_hi,
                                            int kc, int k_end, uint4 (&lo)[U], uint4 (&hi)[U]) {
 #pragma unroll
@@ -63,29 +73,37 @@ __device__ __forceinline__ void load_group(const __nv_bfloat16* w_lo, const __nv
   }
 }
 
-template <int NT, int U>
+template <int NT, int U, int KW>
 __global__ void __launch_bounds__(kThreads)
     skinny_gemm_kernel(const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w,
                        void* __restrict__ y, bool y_f32, float beta, int n, int m, int k,
                        int k_per_split, int splits, float* __restrict__ partials,
                        int* __restrict__ counters) {
-  vortex::gpu::pdl_enter();
+  constexpr int RW = kWarps / KW;
+  constexpr int kTileRows = tile_rows(KW);
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __nv_bfloat16* xs = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [8 NT][x_stride]
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int g = lane >> 2, q = lane & 3;
+  const int rg = warp % RW, kg = warp / RW;  // row group, k slice
   const int tile = static_cast<int>(blockIdx.x), split = static_cast<int>(blockIdx.y);
-  const int row0 = tile * kTileRows + warp * 16;
+  const int row0 = tile * kTileRows + rg * 16;
   // Rows past m are computed from a clamped row and never stored.
   const __nv_bfloat16* w_lo = w + static_cast<size_t>(min(row0 + g, m - 1)) * k + q * 8;
   const __nv_bfloat16* w_hi = w + static_cast<size_t>(min(row0 + g + 8, m - 1)) * k + q * 8;
   const int k_begin = split * k_per_split;
   const int k_end = min(k, k_begin + k_per_split);
+  const int slice = k_per_split / KW;  // a multiple of 32 (the host's cut)
+  const int my_begin = k_begin + kg * slice;
+  const int my_end = min(k_end, my_begin + slice);
   const int stride = x_stride(k_per_split);
 
-  // The first weights are requested before x is staged, so both latencies overlap.
+  // Weights do not depend on the preceding kernel: the first group is requested before waiting
+  // for it (with PDL this overlaps the predecessor's tail), then x is staged.
+  vortex::gpu::pdl_launch_dependents();
   uint4 a_lo[U], a_hi[U];
-  load_group<NT, U>(w_lo, w_hi, k_begin, k_end, a_lo, a_hi);
+  load_group<U>(w_lo, w_hi, my_begin, my_end, a_lo, a_hi);
+  vortex::gpu::pdl_wait();
   {
     const int pieces = (k_end - k_begin) / 8;  // 16-byte pieces per row
     for (int i = static_cast<int>(threadIdx.x); i < NT * 8 * pieces; i += kThreads) {
@@ -103,13 +121,13 @@ __global__ void __launch_bounds__(kThreads)
   float acc[NT][4];
 #pragma unroll
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.0f;
-  for (int kc = k_begin; kc < k_end; kc += 32 * U) {
+  for (int kc = my_begin; kc < my_end; kc += 32 * U) {
     // Next group in flight while this one is multiplied.
     uint4 n_lo[U], n_hi[U];
-    load_group<NT, U>(w_lo, w_hi, kc + 32 * U, k_end, n_lo, n_hi);
+    load_group<U>(w_lo, w_hi, kc + 32 * U, my_end, n_lo, n_hi);
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      if (kc + u * 32 < k_end) {
+      if (kc + u * 32 < my_end) {
         const uint32_t s0[4] = {a_lo[u].x, a_hi[u].x, a_lo[u].y, a_hi[u].y};
         const uint32_t s1[4] = {a_lo[u].z, a_hi[u].z, a_lo[u].w, a_hi[u].w};
         const int off = kc - k_begin + u * 32;
@@ -125,9 +143,37 @@ __global__ void __launch_bounds__(kThreads)
     for (int u = 0; u < U; ++u) a_lo[u] = n_lo[u], a_hi[u] = n_hi[u];
   }
 
+  if constexpr (KW > 1) {
+    // Slices 1..KW-1 hand their sums to slice 0's warp of the same row group (lane-major, so
+    // the stores and loads of a warp are conflict-free), which adds them in slice order.
+    float* red = reinterpret_cast<float*>(smem_raw + static_cast<size_t>(8 * NT) * stride * 2);
+    if (kg > 0) {
+      float* mine = red + static_cast<size_t>((kg - 1) * RW + rg) * (NT * 4 * 32);
+#pragma unroll
+      for (int t = 0; t < NT; ++t) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) mine[(t * 4 + e) * 32 + lane] = acc[t][e];
+      }
+    }
+    __syncthreads();
+    if (kg == 0) {
+#pragma unroll
+      for (int j = 1; j < KW; ++j) {
+        const float* theirs = red + static_cast<size_t>((j - 1) * RW + rg) * (NT * 4 * 32);
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) acc[t][e] += theirs[(t * 4 + e) * 32 + lane];
+        }
+      }
+    }
+  }
+  const bool writer = kg == 0;  // the warps that hold the CTA's sums
+
   // acc[t] = {(row0 + g, col 2q), (row0 + g, col 2q + 1), (row0 + g + 8, 2q), (row0 + g + 8,
   // 2q + 1)} with col = t * 8 + that: y[col][row].
   if (splits == 1) {
+    if (!writer) return;
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
 #pragma unroll
@@ -140,12 +186,14 @@ __global__ void __launch_bounds__(kThreads)
     return;
   }
   float* part = partials + static_cast<size_t>(split) * n * m;
+  if (writer) {
 #pragma unroll
-  for (int t = 0; t < NT; ++t) {
+    for (int t = 0; t < NT; ++t) {
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int row = row0 + g + (e >= 2 ? 8 : 0), col = t * 8 + 2 * q + (e & 1);
-      if (row < m && col < n) part[static_cast<size_t>(col) * m + row] = acc[t][e];
+      for (int e = 0; e < 4; ++e) {
+        const int row = row0 + g + (e >= 2 ? 8 : 0), col = t * 8 + 2 * q + (e & 1);
+        if (row < m && col < n) part[static_cast<size_t>(col) * m + row] = acc[t][e];
+      }
     }
   }
   // The last CTA of this tile to finish sums every split's partials, in split order.
@@ -221,26 +269,63 @@ bool skinny_gemm_supported(const void* x, const void* w, DType y_dtype, int64_t 
          skinny_gemm_shape(n, m, k, 1).tiles > 0;
 }
 
-SkinnyGemmShape skinny_gemm_shape(int64_t n, int64_t m, int64_t k, int32_t num_sms) {
+/// Shared memory of a CTA of the cut: the staged x slice plus the k-group reduction.
+int64_t cta_smem_bytes(int64_t n, int32_t k_groups, int64_t k_per_split) {
+  const int64_t x_rows = staged_rows(n);
+  return x_rows * x_stride(static_cast<int>(k_per_split)) * 2 +
+         reduce_bytes(k_groups, static_cast<int>(x_rows / 8));
+}
+
+SkinnyGemmShape skinny_gemm_shape(int64_t n, int64_t m, int64_t k, int32_t num_sms,
+                                  int32_t k_groups, int32_t ctas_per_sm) {
   SkinnyGemmShape s;
   if (n < 1 || n > kSkinnyMaxRows || m < 1 || k < 32 || k % 32 != 0) return s;
-  const int64_t x_rows = staged_rows(n);
+  if (k_groups != 1 && k_groups != 2 && k_groups != 4) return s;
+  const int64_t granule = 32 * int64_t{k_groups};  // a split is cut into k_groups 32-wide slices
+  if (k < granule) return s;
   int64_t splits = 1;
-  const int64_t tiles = (m + kTileRows - 1) / kTileRows;
-  const int64_t target = 2 * static_cast<int64_t>(std::max(num_sms, 1));
-  while (tiles * splits < target && k / (splits * 2) >= 128 && splits * 2 <= kMaxSplits) {
+  const int64_t tiles = (m + tile_rows(k_groups) - 1) / tile_rows(k_groups);
+  const int64_t target = std::max<int64_t>(ctas_per_sm, 1) * std::max<int32_t>(num_sms, 1);
+  const int64_t min_width = std::max<int64_t>(128, 2 * granule);
+  while (tiles * splits < target && k / (splits * 2) >= min_width && splits * 2 <= kMaxSplits) {
     splits *= 2;
   }
-  // The staged x slice must fit the shared-memory budget.
-  auto per_split = [&](int64_t sp) { return ((k + sp - 1) / sp + 31) / 32 * 32; };
-  auto smem = [&](int64_t per) { return x_rows * x_stride(static_cast<int>(per)) * 2; };
-  while (smem(per_split(splits)) > kSmemBytes && splits < kMaxSplits) ++splits;
+  // The staged x slice (and the k-group sums) must fit the shared-memory budget.
+  auto per_split = [&](int64_t sp) {
+    return ((k + sp - 1) / sp + granule - 1) / granule * granule;
+  };
+  while (cta_smem_bytes(n, k_groups, per_split(splits)) > kSmemBytes && splits < kMaxSplits) {
+    ++splits;
+  }
   const int64_t per = per_split(splits);
-  if (smem(per) > kSmemBytes) return s;  // k too long for this many rows
+  if (cta_smem_bytes(n, k_groups, per) > kSmemBytes) return s;  // k too long for this many rows
   s.tiles = static_cast<int32_t>(tiles);
   s.k_per_split = static_cast<int32_t>(per);
   s.splits = static_cast<int32_t>((k + per - 1) / per);
+  s.k_groups = k_groups;
   return s;
+}
+
+std::vector<SkinnyGemmShape> skinny_gemm_shapes(int64_t n, int64_t m, int64_t k, int32_t num_sms) {
+  std::vector<SkinnyGemmShape> out;
+  for (int32_t ctas_per_sm : {2, 1}) {
+    for (int32_t k_groups : {1, 2, 4}) {
+      const SkinnyGemmShape s = skinny_gemm_shape(n, m, k, num_sms, k_groups, ctas_per_sm);
+      if (s.tiles == 0) continue;
+      const bool seen = std::any_of(out.begin(), out.end(), [&](const SkinnyGemmShape& o) {
+        return o.tiles == s.tiles && o.splits == s.splits && o.k_per_split == s.k_per_split &&
+               o.k_groups == s.k_groups;
+      });
+      if (!seen) out.push_back(s);
+    }
+  }
+  return out;
+}
+
+std::string describe(const SkinnyGemmShape& shape) {
+  return "k_groups=" + std::to_string(shape.k_groups) + " splits=" + std::to_string(shape.splits) +
+         " tiles=" + std::to_string(shape.tiles) +
+         " k_per_split=" + std::to_string(shape.k_per_split);
 }
 
 size_t skinny_gemm_workspace_bytes(const SkinnyGemmShape& shape, int64_t n, int64_t m) {
@@ -269,9 +354,11 @@ Status skinny_gemm(const __nv_bfloat16* x, const __nv_bfloat16* w, void* y, DTyp
   }
   if (y_dtype == DType::kBF16 && beta != 0.0f)
     return invalid_argument("skinny_gemm: beta must be 0 for bf16 output");
-  if (shape.tiles != (m + kTileRows - 1) / kTileRows || shape.splits < 1 ||
-      static_cast<int64_t>(shape.splits) * shape.k_per_split < k || shape.k_per_split % 32 != 0 ||
-      shape.splits > kMaxSplits || (n + 7) / 8 * 8 * x_stride(shape.k_per_split) * 2 > kSmemBytes) {
+  const int kw = shape.k_groups;
+  if ((kw != 1 && kw != 2 && kw != 4) || shape.tiles != (m + tile_rows(kw) - 1) / tile_rows(kw) ||
+      shape.splits < 1 || static_cast<int64_t>(shape.splits) * shape.k_per_split < k ||
+      shape.k_per_split <= 0 || shape.k_per_split % (32 * kw) != 0 || shape.splits > kMaxSplits ||
+      cta_smem_bytes(n, kw, shape.k_per_split) > kSmemBytes) {
     return invalid_argument("skinny_gemm: the shape's cut does not match the product");
   }
   if (shape.splits > 1 && workspace == nullptr)
@@ -284,8 +371,8 @@ Status skinny_gemm(const __nv_bfloat16* x, const __nv_bfloat16* w, void* y, DTyp
   const dim3 grid(static_cast<unsigned>(shape.tiles), static_cast<unsigned>(shape.splits));
   const bool f32 = y_dtype == DType::kF32;
   const int ni = static_cast<int>(n), mi = static_cast<int>(m), ki = static_cast<int>(k);
-  auto launch = [&](auto kernel, int nt) -> Status {
-    const size_t smem = static_cast<size_t>(8 * nt) * x_stride(shape.k_per_split) * 2;
+  const size_t smem = static_cast<size_t>(cta_smem_bytes(n, kw, shape.k_per_split));
+  auto launch = [&](auto kernel) -> Status {
     if (smem > 48 * 1024) {
       VORTEX_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
           kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes)));
@@ -295,14 +382,20 @@ Status skinny_gemm(const __nv_bfloat16* x, const __nv_bfloat16* w, void* y, DTyp
                                    ki, shape.k_per_split, shape.splits, partials, counters));
     return Status::ok();
   };
-  if (n <= 8) {
-    VORTEX_RETURN_IF_ERROR(launch(skinny_gemm_kernel<1, 4>, 1));
-  } else if (n <= 16) {
-    VORTEX_RETURN_IF_ERROR(launch(skinny_gemm_kernel<2, 4>, 2));
-  } else if (n <= 32) {
-    VORTEX_RETURN_IF_ERROR(launch(skinny_gemm_kernel<4, 4>, 4));
+  // NT x 8 rows of x per instantiation, U 32-wide k chunks per load group, KW k slices.
+  auto by_rows = [&](auto kw_tag) -> Status {
+    constexpr int KW = decltype(kw_tag)::value;
+    if (n <= 8) return launch(skinny_gemm_kernel<1, 4, KW>);
+    if (n <= 16) return launch(skinny_gemm_kernel<2, 4, KW>);
+    if (n <= 32) return launch(skinny_gemm_kernel<4, 4, KW>);
+    return launch(skinny_gemm_kernel<8, 2, KW>);
+  };
+  if (kw == 1) {
+    VORTEX_RETURN_IF_ERROR(by_rows(std::integral_constant<int, 1>{}));
+  } else if (kw == 2) {
+    VORTEX_RETURN_IF_ERROR(by_rows(std::integral_constant<int, 2>{}));
   } else {
-    VORTEX_RETURN_IF_ERROR(launch(skinny_gemm_kernel<8, 2>, 8));
+    VORTEX_RETURN_IF_ERROR(by_rows(std::integral_constant<int, 4>{}));
   }
   VORTEX_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::ok();

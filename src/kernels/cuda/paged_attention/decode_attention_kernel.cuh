@@ -43,6 +43,10 @@ struct Params {
   int32_t num_ctas = 0;  // grid size of the attention kernel
   int32_t min_pages = 1;
   float scale_log2 = 0.f;  // softmax scale * log2(e)
+  // kStream with programmatic dependent launch: >= 0 when the row space was written before the
+  // preceding kernel and only the last `fresh_tokens` tokens of each row may be written by it, so
+  // the CTA finds its rows and requests its first K/V stages before waiting for it; -1: wait first.
+  int32_t fresh_tokens = -1;
 };
 
 template <int D, int G>
@@ -483,7 +487,11 @@ __device__ __forceinline__ void zero_empty_rows(const Params& p, int32_t row0, i
 template <int D, int G, typename T>
 __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBlocks)
     stream_kernel(const __grid_constant__ Params p) {
-  vortex::gpu::pdl_enter();
+  // Early reads (p.fresh_tokens >= 0): everything up to the first K/V stages only reads what the
+  // preceding kernel does not write; q, the outputs, the partials and the counters wait for it.
+  const bool early = p.fresh_tokens >= 0;
+  if (!early) vortex::gpu::pdl_wait();
+  vortex::gpu::pdl_launch_dependents();
   using Tr = Traits<D, G>;
   constexpr int kLpt = Tr::kLanesPerToken, kSt = Tr::kStageTokens, kS = Tr::kStages;
   constexpr int kNw = Tr::kWarps;
@@ -502,6 +510,7 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
   const int64_t per_cta = pages_per_cta(total, p.num_ctas, p.min_pages);
   const int64_t a = static_cast<int64_t>(blockIdx.x) * per_cta;
   if (a >= total) {
+    if (early) vortex::gpu::pdl_wait();
     zero_empty_rows<D, G, T>(p, zrow, zpages, zstride, lane);
     return;
   }
@@ -568,11 +577,19 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
     detail::cp_async_commit();  // empty groups keep the group count uniform
   };
   // Prologue: kS - 1 stages; while the cursor is in the first segment its ids are at hand.
+  auto prologue = [&]() {
 #pragma unroll
-  for (int s = 0; s < kS - 1; ++s) {
-    if (is.live) issue_at(s < cs.n ? first_pages[s] : __ldg(i_pages + (i_tok >> log2p)));
-    detail::cp_async_commit();
-  }
+    for (int s = 0; s < kS - 1; ++s) {
+      if (is.live) issue_at(s < cs.n ? first_pages[s] : __ldg(i_pages + (i_tok >> log2p)));
+      detail::cp_async_commit();
+    }
+  };
+  // Before the wait only when the stages lie in the first segment and hold no fresh token.
+  const bool pre =
+      early && cs.n >= kS - 1 && stage_tok0(cs, kS - 2) + kSt <= cs.ri.num_tokens - p.fresh_tokens;
+  if (pre) prologue();
+  if (early) vortex::gpu::pdl_wait();
+  if (!pre) prologue();
   if (is.live) next_page = __ldg(i_pages + (i_tok >> log2p));
 
   uint32_t consumed = 0;

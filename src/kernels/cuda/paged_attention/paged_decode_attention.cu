@@ -206,7 +206,7 @@ Expected<PagedDecodeAttention> PagedDecodeAttention::create(const DecodeAttentio
 
 Status PagedDecodeAttention::run(const void* q, const KVLayerView& kv, const PageTableView& pt,
                                  const SelectionView* sel, float scale, void* out,
-                                 cudaStream_t stream) const {
+                                 cudaStream_t stream, int32_t fresh_tokens) const {
   const DecodeAttentionConfig& c = config_;
   const std::string where = "paged decode attention: ";
   if (pt.batch_size < 0 || pt.batch_size > c.max_batch) {
@@ -250,6 +250,8 @@ Status PagedDecodeAttention::run(const void* q, const KVLayerView& kv, const Pag
   p.num_ctas = sel != nullptr ? launch_.selection_ctas : launch_.num_ctas;
   p.min_pages = launch_.min_pages_per_cta;
   p.scale_log2 = scale * 1.4426950408889634f;
+  p.fresh_tokens =
+      sel == nullptr && merge_kernel_ == nullptr && fresh_tokens >= 0 ? fresh_tokens : -1;
 
   void* attn_args[] = {&p};
   VORTEX_CUDA_RETURN_IF_ERROR(launch_kernel_c(attention_kernel_, dim3(p.num_ctas),
