@@ -1,15 +1,15 @@
 // Skinny GEMM for decode steps: y[n, m] = x[n, k] · w[m, k]ᵀ (+ beta · y for fp32 output) for
 // n <= 64 rows, the weight-streaming shape of a decode step, where the product is bound by reading
-// w once. Tensor cores (mma.sync m16n8k16, bf16 in, fp32 accumulate) with the weight rows streamed
-// in mma fragment order through a per-warp cp.async ring (16-byte copies, three stages in flight,
-// each lane reads back only its own slots), x staged once per CTA in shared memory, and one k
-// permutation shared by both operands (a dot product does not depend on the order of its terms).
-// A CTA's 8 warps cover 128 / k_groups output features x k_groups slices of its k range (summed
-// through shared memory in slice order); split-K over CTAs when that leaves too few CTAs to fill
-// the GPU, reduced by the last CTA of each tile in split order, so results are deterministic. The
-// first weights are requested before the kernel waits for its predecessor (programmatic dependent
-// launch: weights do not depend on it). cuda::Gemm times every cut (skinny_gemm_shapes) against
-// cuBLASLt per shape and keeps the fastest.
+// w once. Tensor cores (mma.sync m16n8k16, bf16 in, fp32 accumulate) with the weight rows loaded
+// straight from global memory into mma fragments (16-byte loads, the next group in flight while
+// one is multiplied), x staged once per CTA in shared memory, and one k permutation shared by
+// both operands (a dot product does not depend on the order of its terms). A CTA's 8 warps cover
+// 128 / k_groups output features x k_groups slices of its k range (reduced through shared memory
+// in slice order); split-K over CTAs when that leaves too few CTAs to fill the GPU, reduced by
+// the last CTA of each tile in split order, so results are deterministic. The first weights are
+// requested before the kernel waits for its predecessor (programmatic dependent launch: weights
+// do not depend on it). cuda::Gemm times every cut (skinny_gemm_shapes) against cuBLASLt per
+// shape and keeps the fastest.
 #pragma once
 
 #include <cuda_bf16.h>

@@ -27,21 +27,18 @@ constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 static_assert(kSkinnyTileRows == kWarps * 16);
 constexpr int kMaxSplits = 16;
-// Each warp streams its weight rows through a private cp.async ring: kStages slots of kChunks
-// 32-wide k chunks (lo and hi rows, 16 bytes per lane each: 1 KiB per chunk and warp).
-constexpr int kStages = 4;
-constexpr int kChunks = 2;
-constexpr int kStageBytes = kChunks * 2 * 32 * 16;
-constexpr int kRingBytes = kWarps * kStages * kStageBytes;  // 64 KiB per CTA
-// Dynamic shared memory per CTA: one CTA per SM may take the device's opt-in maximum; two share it.
-constexpr int64_t kSmemOneCta = 226 * 1024;  // the 227 KiB opt-in less the static flag
-constexpr int64_t kSmemTwoCtas = 113 * 1024;
+constexpr int64_t kSmemBytes = 96 * 1024;  // staged x + k-group sums per CTA (two CTAs per SM fit)
 
 __host__ __device__ constexpr int tile_rows(int k_groups) { return 16 * (kWarps / k_groups); }
 
 /// Shared-memory bytes of the k-group reduction: the accumulators of the warps of slices 1..KW-1.
 __host__ __device__ constexpr int reduce_bytes(int k_groups, int nt) {
   return (k_groups - 1) * (kWarps / k_groups) * 32 * nt * 4 * static_cast<int>(sizeof(float));
+}
+
+/// Weights are read once per step: stream them past L1 (x stays cached there for the other warps).
+__device__ __forceinline__ uint4 load_weights(const __nv_bfloat16* p) {
+  return __ldcs(reinterpret_cast<const uint4*>(p));
 }
 
 __device__ __forceinline__ void store_out(void* y, bool y_f32, float beta, size_t idx, float v) {
@@ -64,20 +61,29 @@ __host__ __device__ inline int x_stride(int k_per_split) {
 /// Rows of x a CTA stages (and multiplies): 8 NT for the instantiation that serves n rows.
 inline int64_t staged_rows(int64_t n) { return n <= 8 ? 8 : n <= 16 ? 16 : n <= 32 ? 32 : 64; }
 
-template <int NT, int KW>
-__global__ void __launch_bounds__(kThreads, 2)
+template <int U>
+__device__ __forceinline__ void load_group(const __nv_bfloat16* w_lo, const __nv_bfloat16* w_hi,
+                                           int kc, int k_end, uint4 (&lo)[U], uint4 (&hi)[U]) {
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    if (kc + u * 32 < k_end) {  // warp-uniform
+      lo[u] = load_weights(w_lo + kc + u * 32);
+      hi[u] = load_weights(w_hi + kc + u * 32);
+    }
+  }
+}
+
+template <int NT, int U, int KW>
+__global__ void __launch_bounds__(kThreads)
     skinny_gemm_kernel(const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w,
                        void* __restrict__ y, bool y_f32, float beta, int n, int m, int k,
                        int k_per_split, int splits, float* __restrict__ partials,
                        int* __restrict__ counters) {
   constexpr int RW = kWarps / KW;
   constexpr int kTileRows = tile_rows(KW);
-  constexpr int kStageK = 32 * kChunks;
-  // Shared memory: the warps' weight rings, the staged x slice [8 NT][x_stride], the k-group sums.
   extern __shared__ __align__(16) unsigned char smem_raw[];
+  __nv_bfloat16* xs = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [8 NT][x_stride]
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  unsigned char* ring = smem_raw + warp * (kStages * kStageBytes);
-  __nv_bfloat16* xs = reinterpret_cast<__nv_bfloat16*>(smem_raw + kRingBytes);
   const int g = lane >> 2, q = lane & 3;
   const int rg = warp % RW, kg = warp / RW;  // row group, k slice
   const int tile = static_cast<int>(blockIdx.x), split = static_cast<int>(blockIdx.y);
@@ -90,31 +96,13 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int slice = k_per_split / KW;  // a multiple of 32 (the host's cut)
   const int my_begin = k_begin + kg * slice;
   const int my_end = min(k_end, my_begin + slice);
-  const int nst = my_end > my_begin ? (my_end - my_begin + kStageK - 1) / kStageK : 0;
   const int stride = x_stride(k_per_split);
 
-  // Stage st of this warp: chunks my_begin + (st * kChunks + u) * 32; a lane copies (and later
-  // reads) only its own 16-byte slots, so the ring needs no barrier. Chunks past my_end are
-  // zero-filled and skipped.
-  auto issue = [&](int st) {
-    unsigned char* slot = ring + (st % kStages) * kStageBytes;
-#pragma unroll
-    for (int u = 0; u < kChunks; ++u) {
-      const int kc = my_begin + (st * kChunks + u) * 32;
-      const bool ok = kc < my_end;
-      gd::cp_async_16(slot + ((u * 2) * 32 + lane) * 16, w_lo + (ok ? kc : 0), ok ? 16 : 0);
-      gd::cp_async_16(slot + ((u * 2 + 1) * 32 + lane) * 16, w_hi + (ok ? kc : 0), ok ? 16 : 0);
-    }
-  };
-
-  // Weights do not depend on the preceding kernel: the first stages are requested before waiting
+  // Weights do not depend on the preceding kernel: the first group is requested before waiting
   // for it (with PDL this overlaps the predecessor's tail), then x is staged.
   vortex::gpu::pdl_launch_dependents();
-#pragma unroll
-  for (int st = 0; st < kStages - 1; ++st) {
-    if (st < nst) issue(st);
-    gd::cp_async_commit();  // empty groups keep the group count uniform
-  }
+  uint4 a_lo[U], a_hi[U];
+  load_group<U>(w_lo, w_hi, my_begin, my_end, a_lo, a_hi);
   vortex::gpu::pdl_wait();
   {
     const int pieces = (k_end - k_begin) / 8;  // 16-byte pieces per row
@@ -125,7 +113,7 @@ __global__ void __launch_bounds__(kThreads, 2)
                       ok ? 16 : 0);
     }
     gd::cp_async_commit();
-    gd::cp_async_wait<0>();  // x (and the first weight stages) landed
+    gd::cp_async_wait<0>();
     __syncthreads();
   }
   const __nv_bfloat16* xw = xs + g * stride + q * 8;
@@ -133,19 +121,16 @@ __global__ void __launch_bounds__(kThreads, 2)
   float acc[NT][4];
 #pragma unroll
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.0f;
-  for (int i = 0; i < nst; ++i) {
-    if (i + kStages - 1 < nst) issue(i + kStages - 1);
-    gd::cp_async_commit();
-    gd::cp_async_wait<kStages - 1>();  // stage i has landed (this lane's own slots)
-    const uint4* slot = reinterpret_cast<const uint4*>(ring + (i % kStages) * kStageBytes) + lane;
+  for (int kc = my_begin; kc < my_end; kc += 32 * U) {
+    // Next group in flight while this one is multiplied.
+    uint4 n_lo[U], n_hi[U];
+    load_group<U>(w_lo, w_hi, kc + 32 * U, my_end, n_lo, n_hi);
 #pragma unroll
-    for (int u = 0; u < kChunks; ++u) {
-      const int kc = my_begin + (i * kChunks + u) * 32;
-      if (kc < my_end) {  // warp-uniform
-        const uint4 lo = slot[(u * 2) * 32], hi = slot[(u * 2 + 1) * 32];
-        const uint32_t s0[4] = {lo.x, hi.x, lo.y, hi.y};
-        const uint32_t s1[4] = {lo.z, hi.z, lo.w, hi.w};
-        const int off = kc - k_begin;
+    for (int u = 0; u < U; ++u) {
+      if (kc + u * 32 < my_end) {
+        const uint32_t s0[4] = {a_lo[u].x, a_hi[u].x, a_lo[u].y, a_hi[u].y};
+        const uint32_t s1[4] = {a_lo[u].z, a_hi[u].z, a_lo[u].w, a_hi[u].w};
+        const int off = kc - k_begin + u * 32;
 #pragma unroll
         for (int t = 0; t < NT; ++t) {
           const uint4 b = *reinterpret_cast<const uint4*>(xw + t * 8 * stride + off);
@@ -154,13 +139,14 @@ __global__ void __launch_bounds__(kThreads, 2)
         }
       }
     }
+#pragma unroll
+    for (int u = 0; u < U; ++u) a_lo[u] = n_lo[u], a_hi[u] = n_hi[u];
   }
 
   if constexpr (KW > 1) {
     // Slices 1..KW-1 hand their sums to slice 0's warp of the same row group (lane-major, so
     // the stores and loads of a warp are conflict-free), which adds them in slice order.
-    float* red =
-        reinterpret_cast<float*>(smem_raw + kRingBytes + static_cast<size_t>(8 * NT) * stride * 2);
+    float* red = reinterpret_cast<float*>(smem_raw + static_cast<size_t>(8 * NT) * stride * 2);
     if (kg > 0) {
       float* mine = red + static_cast<size_t>((kg - 1) * RW + rg) * (NT * 4 * 32);
 #pragma unroll
@@ -280,13 +266,13 @@ bool skinny_gemm_supported(const void* x, const void* w, DType y_dtype, int64_t 
          k % 32 == 0 && k <= (int64_t{1} << 30) && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
          reinterpret_cast<uintptr_t>(w) % 16 == 0 &&
          (y_dtype == DType::kBF16 || y_dtype == DType::kF32) &&
-         skinny_gemm_shape(n, m, k, 1, 1, /*ctas_per_sm=*/1).tiles > 0;
+         skinny_gemm_shape(n, m, k, 1).tiles > 0;
 }
 
-/// Shared memory of a CTA of the cut: the weight rings, the staged x slice, the k-group sums.
+/// Shared memory of a CTA of the cut: the staged x slice plus the k-group reduction.
 int64_t cta_smem_bytes(int64_t n, int32_t k_groups, int64_t k_per_split) {
   const int64_t x_rows = staged_rows(n);
-  return kRingBytes + x_rows * x_stride(static_cast<int>(k_per_split)) * 2 +
+  return x_rows * x_stride(static_cast<int>(k_per_split)) * 2 +
          reduce_bytes(k_groups, static_cast<int>(x_rows / 8));
 }
 
@@ -308,10 +294,11 @@ SkinnyGemmShape skinny_gemm_shape(int64_t n, int64_t m, int64_t k, int32_t num_s
   auto per_split = [&](int64_t sp) {
     return ((k + sp - 1) / sp + granule - 1) / granule * granule;
   };
-  const int64_t budget = ctas_per_sm >= 2 ? kSmemTwoCtas : kSmemOneCta;
-  while (cta_smem_bytes(n, k_groups, per_split(splits)) > budget && splits < kMaxSplits) ++splits;
+  while (cta_smem_bytes(n, k_groups, per_split(splits)) > kSmemBytes && splits < kMaxSplits) {
+    ++splits;
+  }
   const int64_t per = per_split(splits);
-  if (cta_smem_bytes(n, k_groups, per) > budget) return s;  // k too long for this many rows
+  if (cta_smem_bytes(n, k_groups, per) > kSmemBytes) return s;  // k too long for this many rows
   s.tiles = static_cast<int32_t>(tiles);
   s.k_per_split = static_cast<int32_t>(per);
   s.splits = static_cast<int32_t>((k + per - 1) / per);
@@ -371,7 +358,7 @@ Status skinny_gemm(const __nv_bfloat16* x, const __nv_bfloat16* w, void* y, DTyp
   if ((kw != 1 && kw != 2 && kw != 4) || shape.tiles != (m + tile_rows(kw) - 1) / tile_rows(kw) ||
       shape.splits < 1 || static_cast<int64_t>(shape.splits) * shape.k_per_split < k ||
       shape.k_per_split <= 0 || shape.k_per_split % (32 * kw) != 0 || shape.splits > kMaxSplits ||
-      cta_smem_bytes(n, kw, shape.k_per_split) > kSmemOneCta) {
+      cta_smem_bytes(n, kw, shape.k_per_split) > kSmemBytes) {
     return invalid_argument("skinny_gemm: the shape's cut does not match the product");
   }
   if (shape.splits > 1 && workspace == nullptr)
@@ -388,20 +375,20 @@ Status skinny_gemm(const __nv_bfloat16* x, const __nv_bfloat16* w, void* y, DTyp
   auto launch = [&](auto kernel) -> Status {
     if (smem > 48 * 1024) {
       VORTEX_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
-          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemOneCta)));
+          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes)));
     }
     VORTEX_CUDA_RETURN_IF_ERROR(
         vortex::gpu::launch_kernel(kernel, grid, kThreads, smem, stream, x, w, y, f32, beta, ni, mi,
                                    ki, shape.k_per_split, shape.splits, partials, counters));
     return Status::ok();
   };
-  // NT x 8 rows of x per instantiation, KW k slices.
+  // NT x 8 rows of x per instantiation, U 32-wide k chunks per load group, KW k slices.
   auto by_rows = [&](auto kw_tag) -> Status {
     constexpr int KW = decltype(kw_tag)::value;
-    if (n <= 8) return launch(skinny_gemm_kernel<1, KW>);
-    if (n <= 16) return launch(skinny_gemm_kernel<2, KW>);
-    if (n <= 32) return launch(skinny_gemm_kernel<4, KW>);
-    return launch(skinny_gemm_kernel<8, KW>);
+    if (n <= 8) return launch(skinny_gemm_kernel<1, 4, KW>);
+    if (n <= 16) return launch(skinny_gemm_kernel<2, 4, KW>);
+    if (n <= 32) return launch(skinny_gemm_kernel<4, 4, KW>);
+    return launch(skinny_gemm_kernel<8, 2, KW>);
   };
   if (kw == 1) {
     VORTEX_RETURN_IF_ERROR(by_rows(std::integral_constant<int, 1>{}));
