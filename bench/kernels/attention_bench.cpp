@@ -21,12 +21,14 @@ using gpu::DecodeSchedule;
 struct Variant {
   DecodeSchedule sched = DecodeSchedule::kDefault;
   int32_t ctas_per_sm = 0;
+  int32_t pool_percent = -1;  ///< kStream work pool share (-1: the default)
 };
 
 gpu::PagedDecodeAttention make_op(int32_t h_q, int32_t batch, Variant v) {
   gpu::DecodeAttentionConfig c{h_q, kHkv, kDim, kPage, DType::kBF16, batch, 0};
   c.schedule = v.sched;
   c.ctas_per_sm = v.ctas_per_sm;
+  c.pool_percent = v.pool_percent;
   auto op = gpu::PagedDecodeAttention::create(c);
   if (!op.has_value()) {
     std::fprintf(stderr, "vortex bench: %s\n", op.status().to_string().c_str());
@@ -71,9 +73,13 @@ void dense_case(const Options& o, Report& r, cudaStream_t s, int32_t h_q, int32_
                                  {"ctas", op.launch().num_ctas},
                                  {"ctas_per_sm", op.launch().ctas_per_sm},
                                  {"grid", v.ctas_per_sm == 0 ? "auto" : "pinned"},
-                                 {"sched", gpu::decode_schedule_name(op.launch().schedule)}},
+                                 {"sched", gpu::decode_schedule_name(op.launch().schedule)},
+                                 {"pool", op.launch().pool_percent}},
                                 st, bytes);
     rec["launches"] = op.launch().launches;
+    // The configuration the engine runs (default schedule, grid and pool): the headline number.
+    rec["default"] = v.sched == DecodeSchedule::kDefault && v.ctas_per_sm == 0 &&
+                     v.pool_percent == -1;
   }
 }
 
@@ -146,10 +152,16 @@ void run_attention_benches(const Options& o, Report& r) {
   // A/B: the earlier schedule, the stream schedule as configured by default (3 CTAs per SM,
   // 2 for short problems), and the stream schedule pinned at 3 and at 2 CTAs per SM.
   const std::vector<Variant> both = {{DecodeSchedule::kSplitMerge, 0},
-                                     {DecodeSchedule::kStream, 0},
+                                     {DecodeSchedule::kDefault, 0},
                                      {DecodeSchedule::kStream, 3},
                                      {DecodeSchedule::kStream, 2}};
   const std::vector<Variant> dflt = {Variant{}};
+  // The work pool's share at the long dense points (0 = the static cut).
+  const std::vector<Variant> pools = {{DecodeSchedule::kStream, 0, 0},
+                                      {DecodeSchedule::kStream, 0, 5},
+                                      {DecodeSchedule::kStream, 0, 10},
+                                      {DecodeSchedule::kStream, 0, 20},
+                                      {DecodeSchedule::kStream, 0, 30}};
   // The short-row cases first (the A/B that matters most, in case a run is cut short).
   sparse_case(o, r, s, both);
   for (int32_t b : batches) {
@@ -157,6 +169,7 @@ void run_attention_benches(const Options& o, Report& r) {
       // Both schedules at the headline point, at short rows and at the smallest batch.
       const bool ab = (b == 32 && (l == 16384 || l == 1024)) || (b == 1 && l == 16384);
       dense_case(o, r, s, 16, b, l, ab ? both : dflt);
+      if (l >= 16384 && b >= 8) dense_case(o, r, s, 16, b, l, pools);
     }
   }
   // GQA group 4 (qwen3-8b, llama-3.1-8b) and 8 at the headline point.

@@ -18,6 +18,7 @@
 
 #include "attention_reference.h"
 #include "gpu_test_util.h"
+#include "vortex/kernels/cuda/decode_schedule.h"
 #include "vortex/kernels/cuda/paged_decode_attention.h"
 #if defined(VORTEX_HAVE_CPU_PAGED_ATTENTION)
 #include "vortex/kernels/cpu/ops.h"
@@ -181,18 +182,26 @@ struct DeviceProblem {
 struct Variant {
   DecodeSchedule sched = DecodeSchedule::kDefault;
   int32_t ctas_per_sm = 0;
+  int32_t pool_percent = -1;  ///< kStream work pool (-1: the default)
 };
-constexpr Variant kSchedules[] = {
-    {DecodeSchedule::kSplitMerge, 0}, {DecodeSchedule::kStream, 0}, {DecodeSchedule::kStream, 1}};
+// The last two put a share of the space in the work pool (units claimed at run time: rows merged
+// from static ranges and chunks), on the full grid and on one CTA per SM.
+constexpr Variant kSchedules[] = {{DecodeSchedule::kSplitMerge, 0, -1},
+                                  {DecodeSchedule::kStream, 0, 0},
+                                  {DecodeSchedule::kStream, 1, 0},
+                                  {DecodeSchedule::kStream, 0, 20},
+                                  {DecodeSchedule::kStream, 1, 50}};
 
 std::string variant_name(Variant v) {
-  return std::string(decode_schedule_name(v.sched)) + " ctas/SM " + std::to_string(v.ctas_per_sm);
+  return std::string(decode_schedule_name(v.sched)) + " ctas/SM " + std::to_string(v.ctas_per_sm) +
+         " pool " + std::to_string(v.pool_percent);
 }
 
 DecodeAttentionConfig config_for(const Problem& p, Variant v = {}) {
   DecodeAttentionConfig c;
   c.schedule = v.sched;
   c.ctas_per_sm = v.ctas_per_sm;
+  c.pool_percent = v.pool_percent;
   c.num_q_heads = p.h_q;
   c.num_kv_heads = p.h_kv;
   c.head_dim = p.dim;
@@ -368,7 +377,7 @@ TEST(PagedDecodeAttention, FullSelectionIsBitwiseDense) {
     // selection run uses, selecting every page gives the dense result bit for bit.
     auto op = PagedDecodeAttention::create(config_for(p, v));
     ASSERT_TRUE(op.has_value()) << op.status().to_string();
-    const Variant same_grid{v.sched, op->launch().selection_ctas_per_sm};
+    const Variant same_grid{v.sched, op->launch().selection_ctas_per_sm, v.pool_percent};
     const std::vector<double> dense = run_gpu(p, false, 0.088f, same_grid);
     const std::vector<double> sparse = run_gpu(p, true, 0.088f, v);
     ASSERT_EQ(dense.size(), sparse.size());
@@ -485,6 +494,39 @@ TEST(PagedDecodeAttention, EarlyReadsAreBitwiseThePlainRun) {
     }
     ASSERT_EQ(out.size(), plain.size());
     for (size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], plain[i]) << "fresh " << fresh;
+  }
+}
+
+// The work pool on problems large enough to use it (the small cases above fall back to the static
+// cut): against the reference, and bit for bit the same on every run although which CTA claims
+// which chunk changes (each chunk's arithmetic and the merge order by slot are fixed).
+TEST(PagedDecodeAttention, WorkPoolIsExactAndDeterministic) {
+  VORTEX_REQUIRE_GPU();
+  std::mt19937_64 rng(49);
+  std::vector<int32_t> lens = random_lens(rng, 15, 6000);
+  lens.push_back(40000);
+  Problem p = make_problem(lens, 128, 2, 8, 16, DType::kBF16, rng);
+  Problem s = make_problem(std::vector<int32_t>(32, 2000), 128, 2, 8, 16, DType::kBF16, rng);
+  select_fixed(s, 64, rng);
+  for (auto [prob, use_sel] : {std::pair<const Problem*, bool>{&p, false}, {&s, true}}) {
+    for (int32_t pct : {10, 30}) {
+      const Variant v{DecodeSchedule::kStream, 0, pct};
+      auto op = PagedDecodeAttention::create(config_for(*prob, v));
+      ASSERT_TRUE(op.has_value()) << op.status().to_string();
+      const int32_t ctas = use_sel ? op->launch().selection_ctas : op->launch().num_ctas;
+      const int64_t total = use_sel ? static_cast<int64_t>(prob->sel_indices.size())
+                                    : static_cast<int64_t>(prob->indices.size()) * prob->h_kv;
+      ASSERT_GT(work_cut(total, ctas, op->launch().min_pages_per_cta, 8 * ctas, pct).num_chunks, 0)
+          << "the problem is too small to use the pool";
+      const std::string tag =
+          std::string(use_sel ? "selection" : "dense") + " pool " + std::to_string(pct);
+      const std::vector<double> first = run_gpu(*prob, use_sel, 0.088f, v);
+      EXPECT_LE(gpu_test::rel_l2(first, reference(*prob, use_sel, 0.088)), tolerance(prob->io))
+          << tag;
+      for (int r = 0; r < 3; ++r) {
+        ASSERT_EQ(run_gpu(*prob, use_sel, 0.088f, v), first) << tag << " run " << r;
+      }
+    }
   }
 }
 

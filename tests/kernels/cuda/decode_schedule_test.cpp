@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <set>
@@ -57,18 +58,33 @@ RowSpace space_of(const Csr& c, int32_t h_kv) {
   return s;
 }
 
-void check_schedule(const RowSpace& s, int32_t num_ctas, int32_t min_pages) {
+void check_schedule(const RowSpace& s, int32_t num_ctas, int32_t min_pages, int32_t pool_units = 0,
+                    int32_t pool_percent = 0) {
   const int32_t rows = s.batch * s.num_kv_heads;
   const int64_t total = row_space_total(s);
   const int64_t w = pages_per_cta(total, num_ctas, min_pages);
+  const WorkCut cut = work_cut(total, num_ctas, min_pages, pool_units, pool_percent);
+  const int64_t units = static_cast<int64_t>(num_ctas) + cut.num_chunks;
+  ASSERT_LE(cut.num_chunks, std::max(pool_units, 0));
+  if (cut.num_chunks == 0) {
+    ASSERT_EQ(cut.per_cta, w);  // no pool: the plain equal cut
+  } else {
+    ASSERT_GE(cut.per_cta, min_pages);
+    ASSERT_LE(cut.static_end, total);
+    ASSERT_EQ(unit_end(cut, units - 1), total);
+  }
   std::map<std::pair<int32_t, int32_t>, int> covered;  // (row, page) -> times
   std::map<int32_t, std::set<int64_t>> touched;        // row -> CTAs
   std::map<int32_t, int> whole;                        // row -> whole-row segments
   std::set<int64_t> slots;
-  for (int32_t c = 0; c < num_ctas; ++c) {
-    const int64_t a = static_cast<int64_t>(c) * w;
-    if (a >= total) continue;
-    const int64_t e = std::min(a + w, total);
+  int64_t prev_end = 0;
+  for (int64_t c = 0; c < units; ++c) {
+    const int64_t a = unit_begin(cut, c), e = unit_end(cut, c);
+    if (a >= e) continue;
+    ASSERT_EQ(a, prev_end) << "unit " << c << " does not continue the previous one";
+    prev_end = e;
+    ASSERT_EQ(unit_of(cut, a), c);
+    ASSERT_EQ(unit_of(cut, e - 1), c);
     int32_t row = row_from_search(s, find_search_index_host(s, a), a);
     const RowInfo first = row_info(s, row);
     ASSERT_LE(first.flat_begin, a);
@@ -84,8 +100,8 @@ void check_schedule(const RowSpace& s, int32_t num_ctas, int32_t min_pages) {
         if (sb == rb && se == re) {
           ++whole[row];
         } else {
-          ASSERT_TRUE(slots.insert(static_cast<int64_t>(c) + row).second) << "slot reused";
-          ASSERT_LT(static_cast<int64_t>(c) + row, static_cast<int64_t>(num_ctas) + rows);
+          ASSERT_TRUE(slots.insert(c + row).second) << "slot reused";
+          ASSERT_LT(c + row, static_cast<int64_t>(num_ctas) + std::max(pool_units, 0) + rows);
         }
       }
       if (re >= e || row + 1 >= rows) break;
@@ -101,8 +117,12 @@ void check_schedule(const RowSpace& s, int32_t num_ctas, int32_t min_pages) {
       ASSERT_EQ(touched.count(r), 0u);
       continue;
     }
-    const int64_t c0 = first_cta(ri, w), c1 = last_cta(ri, w);
-    ASSERT_LT(c1, num_ctas);
+    const int64_t c0 = first_unit(cut, ri), c1 = last_unit(cut, ri);
+    ASSERT_LT(c1, units);
+    if (cut.num_chunks == 0) {
+      ASSERT_EQ(c0, first_cta(ri, w));
+      ASSERT_EQ(c1, last_cta(ri, w));
+    }
     std::set<int64_t> expect;
     for (int64_t c = c0; c <= c1; ++c) expect.insert(c);
     ASSERT_EQ(touched[r], expect) << "row " << r;
@@ -121,6 +141,35 @@ TEST(DecodeSchedule, DenseRowsAreCoveredOnce) {
     if (c.indices.empty()) continue;
     for (int32_t ctas : {1, 7, 132, 396, 1000}) check_schedule(space_of(c, h_kv), ctas, 4);
   }
+}
+
+// With a work pool (kStream's dynamic balance): the CTAs' static ranges plus the claimed chunks
+// still cover every page once, slots stay unique and in bounds, and each row's contributors are
+// the units first_unit .. last_unit.
+TEST(DecodeSchedule, PoolChunksCoverTheRestOnce) {
+  std::mt19937_64 rng(3);
+  int pooled = 0;
+  for (int trial = 0; trial < 24; ++trial) {
+    const int32_t batch = 1 + static_cast<int32_t>(rng() % 40);
+    const int32_t h_kv = 1 + static_cast<int32_t>(rng() % 8);
+    const bool sel = trial % 3 == 0;
+    const Csr c = random_csr(rng, batch, h_kv, 1 + static_cast<int32_t>(rng() % 600), 0.1, sel);
+    if (c.indices.empty() || (sel && c.sel_indices.empty())) continue;
+    for (int32_t ctas : {1, 7, 132, 396}) {
+      for (int32_t pct : {5, 10, 25, 50}) {
+        const RowSpace s = space_of(c, h_kv);
+        pooled += work_cut(row_space_total(s), ctas, 4, 8 * ctas, pct).num_chunks > 0;
+        check_schedule(s, ctas, 4, 8 * ctas, pct);
+        check_schedule(s, ctas, 1, 3, pct);  // fewer chunks than pool pages
+      }
+    }
+  }
+  EXPECT_GT(pooled, 20);
+  // Out-of-range settings fall back to the static cut.
+  EXPECT_EQ(work_cut(100000, 132, 4, 1056, 0).num_chunks, 0);
+  EXPECT_EQ(work_cut(100000, 132, 4, 1056, 51).num_chunks, 0);
+  EXPECT_EQ(work_cut(100000, 132, 4, 0, 10).num_chunks, 0);
+  EXPECT_EQ(work_cut(1000, 132, 4, 1056, 10).num_chunks, 0);  // too small to pool
 }
 
 TEST(DecodeSchedule, SelectionRowsAreCoveredOnce) {

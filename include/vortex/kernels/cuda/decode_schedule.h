@@ -121,6 +121,67 @@ inline int32_t find_search_index_host(const RowSpace& s, int64_t a) {
   return r.lo;
 }
 
+/// kStream's work units: unit c < num_ctas is CTA c's own range of `per_cta` pages from 0; with a
+/// pool, the space past static_end is cut into num_chunks chunks of `chunk` pages (units num_ctas
+/// ...) that CTAs claim from a counter once their own range is done, so SMs that stream faster
+/// take more of the work (a static cut left the slowest SM 6 % behind the average on an H200).
+/// Without a pool static_end = total and the cut is pages_per_cta's. A unit's partial slot for row
+/// r is unit + r (unique, as with CTAs: units and rows are both ordered along the space).
+struct WorkCut {
+  int64_t total = 0;
+  int64_t per_cta = 1;
+  int64_t static_end = 0;
+  int64_t chunk = 1;
+  int32_t num_ctas = 1;
+  int32_t num_chunks = 0;
+};
+
+/// The cut for `total` pages: `pool_percent` (0..50) of the space goes to a pool of at most
+/// `pool_units` chunks, when the space is large enough (>= 8 pages per CTA beyond min_pages) that
+/// every CTA keeps a static range of at least min_pages.
+VORTEX_HD WorkCut work_cut(int64_t total, int32_t num_ctas, int32_t min_pages, int32_t pool_units,
+                           int32_t pool_percent) {
+  WorkCut c;
+  c.total = total;
+  c.num_ctas = num_ctas;
+  const int64_t floor_pages = static_cast<int64_t>(num_ctas) * (min_pages > 0 ? min_pages : 1);
+  if (pool_units <= 0 || pool_percent <= 0 || pool_percent > 50 || total < 8 * floor_pages) {
+    c.per_cta = pages_per_cta(total, num_ctas, min_pages);
+    c.static_end = total;
+    return c;
+  }
+  c.per_cta = total * (100 - pool_percent) / 100 / num_ctas;  // >= 4 * min_pages
+  c.static_end = c.per_cta * num_ctas;
+  const int64_t pool = total - c.static_end;
+  c.chunk = (pool + pool_units - 1) / pool_units;
+  if (c.chunk < 1) c.chunk = 1;
+  c.num_chunks = static_cast<int32_t>((pool + c.chunk - 1) / c.chunk);
+  return c;
+}
+
+/// Work unit holding flattened offset a (a < total).
+VORTEX_HD int64_t unit_of(const WorkCut& c, int64_t a) {
+  return a < c.static_end ? a / c.per_cta : c.num_ctas + (a - c.static_end) / c.chunk;
+}
+/// Range [unit_begin, unit_end) of unit u (empty when u's range lies past the end).
+VORTEX_HD int64_t unit_begin(const WorkCut& c, int64_t u) {
+  const int64_t b = u < c.num_ctas ? u * c.per_cta : c.static_end + (u - c.num_ctas) * c.chunk;
+  return b < c.total ? b : c.total;
+}
+VORTEX_HD int64_t unit_end(const WorkCut& c, int64_t u) {
+  const int64_t e =
+      u < c.num_ctas ? (u + 1) * c.per_cta : c.static_end + (u - c.num_ctas + 1) * c.chunk;
+  const int64_t lim = u < c.num_ctas ? c.static_end : c.total;
+  return e < lim ? e : lim;
+}
+/// The units whose ranges intersect a row with pages (first <= last).
+VORTEX_HD int64_t first_unit(const WorkCut& c, const RowInfo& ri) {
+  return unit_of(c, ri.flat_begin);
+}
+VORTEX_HD int64_t last_unit(const WorkCut& c, const RowInfo& ri) {
+  return unit_of(c, ri.flat_begin + ri.num_pages - 1);
+}
+
 /// The CTAs whose ranges intersect a row with pages (first <= last); slot of CTA c is c + row.
 VORTEX_HD int64_t first_cta(const RowInfo& ri, int64_t per_cta) { return ri.flat_begin / per_cta; }
 VORTEX_HD int64_t last_cta(const RowInfo& ri, int64_t per_cta) {

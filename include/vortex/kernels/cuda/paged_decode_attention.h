@@ -46,6 +46,10 @@ struct DecodeAttentionConfig {
   /// memory and the tail short; VORTEX_ATTN_CTAS_PER_SM overrides both); k > 0 = min(k, as many
   /// as fit) for both. The grid depends only on whether `sel` is null, so captures stay valid.
   int32_t ctas_per_sm = 0;
+  /// kStream: percent of the flattened page space (0..50) left out of the CTAs' static ranges and
+  /// claimed in small chunks by whichever CTAs finish first (dynamic balance across SMs that
+  /// stream at different speeds). -1: VORTEX_ATTN_POOL if set, else the default (see .cu).
+  int32_t pool_percent = -1;
 };
 
 /// Launch geometry chosen by create(), for reports and tuning.
@@ -58,6 +62,8 @@ struct DecodeAttentionLaunch {
   int32_t selection_ctas = 0;     ///< grid of runs over a selection (sel != null)
   int32_t selection_ctas_per_sm = 0;
   int32_t stage_tokens = 0;                           ///< tokens per warp pipeline stage
+  int32_t pool_percent = 0;                           ///< kStream work pool (0: static cut)
+  int32_t pool_units = 0;                             ///< most chunks of the pool
   DecodeSchedule schedule = DecodeSchedule::kStream;  ///< resolved (never kDefault)
   int32_t launches = 0;                               ///< kernels per run()
 };
@@ -95,6 +101,7 @@ class PagedDecodeAttention {
   Buffer partial_o_;    // [num_ctas + max_batch * H_kv, G, D] fp32
   Buffer partial_lse_;  // [num_ctas + max_batch * H_kv, G] fp32, log2 domain
   Buffer arrivals_;     // [max_batch * H_kv] int32, kStream: zero between runs
+  Buffer pool_;         // [2] int32, kStream pool claims: zero between runs
 };
 
 }  // namespace vortex::gpu

@@ -47,6 +47,11 @@ struct Params {
   // preceding kernel and only the last `fresh_tokens` tokens of each row may be written by it, so
   // the CTA finds its rows and requests its first K/V stages before waiting for it; -1: wait first.
   int32_t fresh_tokens = -1;
+  // kStream work pool (WorkCut): pool_percent of the space in at most pool_units chunks claimed
+  // through pool[0]; pool[1] counts CTAs done claiming (both 0 between runs). 0: static cut only.
+  int32_t pool_units = 0;
+  int32_t pool_percent = 0;
+  int32_t* pool = nullptr;
 };
 
 template <int D, int G>
@@ -484,38 +489,21 @@ __device__ __forceinline__ void zero_empty_rows(const Params& p, int32_t row0, i
   }
 }
 
+/// Attention over [a, e), the range of work unit `unit` (partial slot unit + row; the last unit
+/// to finish a split row merges it): a per-warp stream over the range's segments. `waited`:
+/// whether the PDL wait has happened; when not (the CTA's first range with p.fresh_tokens >= 0),
+/// the range's first K/V stages are requested before waiting if they hold no fresh token.
 template <int D, int G, typename T>
-__global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBlocks)
-    stream_kernel(const __grid_constant__ Params p) {
-  // Early reads (p.fresh_tokens >= 0): everything up to the first K/V stages only reads what the
-  // preceding kernel does not write; q, the outputs, the partials and the counters wait for it.
-  const bool early = p.fresh_tokens >= 0;
-  if (!early) vortex::gpu::pdl_wait();
-  vortex::gpu::pdl_launch_dependents();
+__device__ __forceinline__ void stream_range(const Params& p, const WorkCut& cut, int64_t unit,
+                                             int64_t a, int64_t e, bool& waited,
+                                             unsigned char* smem) {
   using Tr = Traits<D, G>;
   constexpr int kLpt = Tr::kLanesPerToken, kSt = Tr::kStageTokens, kS = Tr::kStages;
   constexpr int kNw = Tr::kWarps;
-  extern __shared__ __align__(16) unsigned char smem[];
   // Set by thread 0 once every thread is done reading the merge scratch, where it lives.
   volatile int* last_arrival = reinterpret_cast<int*>(smem + Tr::kPipeBytes);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int chunk = lane % kLpt, tsub = lane / kLpt;
-
-  // Independent loads first: the first search step, the total, and the page count of the first
-  // row this warp checks for the empty-row pass (done at the end, off the critical path).
-  const int64_t key0 = first_probe_key(p.rows, lane);
-  const int64_t total = row_space_total(p.rows);
-  const int32_t zrow = blockIdx.x + warp * gridDim.x, zstride = kNw * gridDim.x;
-  const int32_t zpages = zrow < p.num_rows ? row_pages(p.rows, zrow) : 1;
-  const int64_t per_cta = pages_per_cta(total, p.num_ctas, p.min_pages);
-  const int64_t a = static_cast<int64_t>(blockIdx.x) * per_cta;
-  if (a >= total) {
-    if (early) vortex::gpu::pdl_wait();
-    zero_empty_rows<D, G, T>(p, zrow, zpages, zstride, lane);
-    return;
-  }
-  const int64_t e = a + per_cta < total ? a + per_cta : total;
-
   const int log2p = p.rows.log2_page;
   const int32_t page_mask = (1 << log2p) - 1;
   const int64_t head_elems = static_cast<int64_t>(D) << log2p;  // one [P, D] tile
@@ -526,7 +514,8 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
   // (across segment ends); stage number k of this warp lives in ring slot k % kS. The issue side
   // keeps its segment's pointers and next token in registers (entered once per segment).
   Segment cs;
-  load_segment<kSt, kNw>(p, find_row(p.rows, a, lane, key0), a, e, warp, cs);
+  load_segment<kSt, kNw>(p, find_row(p.rows, a, lane, first_probe_key(p.rows, lane)), a, e, warp,
+                         cs);
   auto stage_tok0 = [&](const Segment& s, int32_t i) {
     return s.tok_begin + (warp + i * kNw) * kSt;
   };
@@ -585,10 +574,13 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
     }
   };
   // Before the wait only when the stages lie in the first segment and hold no fresh token.
-  const bool pre =
-      early && cs.n >= kS - 1 && stage_tok0(cs, kS - 2) + kSt <= cs.ri.num_tokens - p.fresh_tokens;
+  const bool pre = !waited && cs.n >= kS - 1 &&
+                   stage_tok0(cs, kS - 2) + kSt <= cs.ri.num_tokens - p.fresh_tokens;
   if (pre) prologue();
-  if (early) vortex::gpu::pdl_wait();
+  if (!waited) {
+    vortex::gpu::pdl_wait();
+    waited = true;
+  }
   if (!pre) prologue();
   if (is.live) next_page = __ldg(i_pages + (i_tok >> log2p));
 
@@ -614,14 +606,14 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
       ++consumed;
     }
 
-    const int64_t slot = static_cast<int64_t>(blockIdx.x) + cs.row;
+    const int64_t slot = unit + cs.row;
     combine_warps<D, G, T>(p, cs.ri, slot, cs.whole, m, l, o, smem);
     if (!cs.whole) {
-      // The last CTA to finish this row combines its slots: the CTA's partial stores are ordered
+      // The last unit to finish this row combines its slots: the CTA's partial stores are ordered
       // before thread 0's release arrival by the barrier; the merging CTA acquires after seeing
       // the count, then its threads (ordered by the barrier) read the slots through L2.
       __syncthreads();
-      const int64_t c0 = first_cta(cs.ri, per_cta), c1 = last_cta(cs.ri, per_cta);
+      const int64_t c0 = first_unit(cut, cs.ri), c1 = last_unit(cut, cs.ri);
       if (threadIdx.x == 0) {
         const int32_t prev = arrive_release(p.arrivals + cs.row);
         const bool last = prev == static_cast<int32_t>(c1 - c0);
@@ -637,6 +629,52 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
     }
     __syncthreads();  // the merge scratch (and the flag in it) is reused by the next segment
     if (!next_segment<kSt, kNw>(p, a, e, warp, cs)) break;
+  }
+}
+
+template <int D, int G, typename T>
+__global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBlocks)
+    stream_kernel(const __grid_constant__ Params p) {
+  // Early reads (p.fresh_tokens >= 0): everything up to the first K/V stages only reads what the
+  // preceding kernel does not write; q, the outputs, the partials and the counters wait for it.
+  const bool early = p.fresh_tokens >= 0;
+  if (!early) vortex::gpu::pdl_wait();
+  vortex::gpu::pdl_launch_dependents();
+  using Tr = Traits<D, G>;
+  constexpr int kNw = Tr::kWarps;
+  extern __shared__ __align__(16) unsigned char smem[];
+  __shared__ int claimed;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+
+  // Independent loads first: the total and the page count of the first row this warp checks for
+  // the empty-row pass (done at the end, off the critical path).
+  const int64_t total = row_space_total(p.rows);
+  const int32_t zrow = blockIdx.x + warp * gridDim.x, zstride = kNw * gridDim.x;
+  const int32_t zpages = zrow < p.num_rows ? row_pages(p.rows, zrow) : 1;
+  const WorkCut cut = work_cut(total, p.num_ctas, p.min_pages, p.pool_units, p.pool_percent);
+  bool waited = !early;
+  const int64_t a = unit_begin(cut, blockIdx.x), e = unit_end(cut, blockIdx.x);
+  if (a < e) stream_range<D, G, T>(p, cut, blockIdx.x, a, e, waited, smem);
+  if (!waited) {
+    vortex::gpu::pdl_wait();
+    waited = true;
+  }
+  if (cut.num_chunks > 0) {
+    // Then chunks of the pool until it is empty; the last CTA to find it empty resets the claim
+    // counters for the next launch (every CTA has made its last claim by then).
+    for (;;) {
+      if (threadIdx.x == 0) claimed = atomicAdd(p.pool, 1);
+      __syncthreads();
+      const int c = claimed;
+      __syncthreads();  // everyone has read `claimed` before thread 0 writes it again
+      if (c >= cut.num_chunks) break;
+      const int64_t u = static_cast<int64_t>(cut.num_ctas) + c;
+      stream_range<D, G, T>(p, cut, u, unit_begin(cut, u), unit_end(cut, u), waited, smem);
+    }
+    if (threadIdx.x == 0 && atomicAdd(p.pool + 1, 1) == static_cast<int>(gridDim.x) - 1) {
+      p.pool[0] = 0;
+      p.pool[1] = 0;
+    }
   }
   zero_empty_rows<D, G, T>(p, zrow, zpages, zstride, lane);
 }

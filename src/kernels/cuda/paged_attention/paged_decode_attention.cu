@@ -91,6 +91,18 @@ DecodeSchedule default_decode_schedule() {
 }
 
 namespace {
+/// The pool share of kStream runs: VORTEX_ATTN_POOL=<percent 0..50> (read once), else
+/// kDefaultPoolPercent.
+constexpr int32_t kDefaultPoolPercent = 0;
+int32_t default_pool_percent() {
+  static const int32_t k = [] {
+    const char* env = std::getenv("VORTEX_ATTN_POOL");
+    const int v = env != nullptr ? std::atoi(env) : -1;
+    return v >= 0 && v <= 50 ? v : kDefaultPoolPercent;
+  }();
+  return k;
+}
+
 int32_t default_ctas_per_sm() {
   static const int32_t k = [] {
     const char* env = std::getenv("VORTEX_ATTN_CTAS_PER_SM");
@@ -139,6 +151,8 @@ Expected<PagedDecodeAttention> PagedDecodeAttention::create(const DecodeAttentio
   const DecodeSchedule sched =
       c.schedule == DecodeSchedule::kDefault ? default_decode_schedule() : c.schedule;
   if (c.ctas_per_sm < 0) return invalid_argument(where + "ctas_per_sm must be >= 0");
+  if (c.pool_percent < -1 || c.pool_percent > 50)
+    return invalid_argument(where + "pool_percent must be -1 (default) or 0..50");
   if (sched != DecodeSchedule::kSplitMerge && sched != DecodeSchedule::kStream) {
     return invalid_argument(where + "unknown schedule " +
                             std::to_string(static_cast<int32_t>(c.schedule)));
@@ -185,11 +199,16 @@ Expected<PagedDecodeAttention> PagedDecodeAttention::create(const DecodeAttentio
   op.launch_.stage_tokens = ks.stage_tokens;
   op.launch_.schedule = sched;
   op.launch_.launches = sched == DecodeSchedule::kStream ? 1 : 2;
+  op.launch_.pool_percent = sched != DecodeSchedule::kStream ? 0
+                            : c.pool_percent >= 0            ? c.pool_percent
+                                                             : default_pool_percent();
+  // About 8 chunks per CTA: fine enough to even out the SMs, few enough to merge cheaply.
+  op.launch_.pool_units = op.launch_.pool_percent > 0 ? 8 * op.launch_.num_ctas : 0;
   op.attention_kernel_ = main_kernel;
   op.merge_kernel_ = sched == DecodeSchedule::kStream ? nullptr : ks.merge;
 
   VORTEX_ASSIGN_OR_RETURN(Allocator * alloc, cuda_allocator(c.device));
-  const int64_t slots = static_cast<int64_t>(op.launch_.num_ctas) +
+  const int64_t slots = static_cast<int64_t>(op.launch_.num_ctas) + op.launch_.pool_units +
                         static_cast<int64_t>(c.max_batch) * c.num_kv_heads;
   VORTEX_ASSIGN_OR_RETURN(
       op.partial_o_, Buffer::allocate(*alloc, static_cast<size_t>(slots) * g * c.head_dim * 4));
@@ -199,6 +218,8 @@ Expected<PagedDecodeAttention> PagedDecodeAttention::create(const DecodeAttentio
     const size_t rows = static_cast<size_t>(c.max_batch) * c.num_kv_heads;
     VORTEX_ASSIGN_OR_RETURN(op.arrivals_, Buffer::allocate(*alloc, rows * 4));
     VORTEX_CUDA_RETURN_IF_ERROR(cudaMemset(op.arrivals_.data(), 0, rows * 4));
+    VORTEX_ASSIGN_OR_RETURN(op.pool_, Buffer::allocate(*alloc, 2 * sizeof(int32_t)));
+    VORTEX_CUDA_RETURN_IF_ERROR(cudaMemset(op.pool_.data(), 0, 2 * sizeof(int32_t)));
     VORTEX_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
   }
   return Expected<PagedDecodeAttention>(std::move(op));
@@ -250,6 +271,9 @@ Status PagedDecodeAttention::run(const void* q, const KVLayerView& kv, const Pag
   p.num_ctas = sel != nullptr ? launch_.selection_ctas : launch_.num_ctas;
   p.min_pages = launch_.min_pages_per_cta;
   p.scale_log2 = scale * 1.4426950408889634f;
+  p.pool_units = launch_.pool_percent > 0 ? 8 * p.num_ctas : 0;  // <= launch_.pool_units
+  p.pool_percent = launch_.pool_percent;
+  p.pool = static_cast<int32_t*>(pool_.data());
   p.fresh_tokens =
       sel == nullptr && merge_kernel_ == nullptr && fresh_tokens >= 0 ? fresh_tokens : -1;
 
