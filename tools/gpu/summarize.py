@@ -108,7 +108,7 @@ def main():
     peer = {(r["B"], r["L"]): r for r in pb.get("sdpa", [])}
     if res:
         md += ["## Dense paged decode attention (H_q 16, H_kv 8, D 128, P 16, bf16)", "",
-               "Variant: schedule / CTAs per SM / work-pool share; * = the engine's default.", "",
+               "Variant: schedule / CTAs per SM / work-pool share (% x chunks per CTA); * = the engine's default.", "",
                "| B | L | variant | vortex us | GB/s | % read BW | SDPA contiguous us | vortex speed-up |",
                "|---|---|---|---|---|---|---|---|"]
         for r in res:
@@ -122,6 +122,7 @@ def main():
             summary["grid"].append(row)
             pr = r["params"]
             variant = (f"{pr.get('sched', '?')}/{pr.get('ctas_per_sm', '?')}/{pr.get('pool', '-')}"
+                       + (f"x{pr['pool_chunks']}" if pr.get("pool") else "")
                        + ("*" if r.get("default") else ""))
             row["variant"] = variant
             md.append(f"| {b} | {l} | {variant} | {r['median_us']:.1f} | {r.get('gbps', 0):.0f} | "

@@ -516,7 +516,10 @@ TEST(PagedDecodeAttention, WorkPoolIsExactAndDeterministic) {
       const int32_t ctas = use_sel ? op->launch().selection_ctas : op->launch().num_ctas;
       const int64_t total = use_sel ? static_cast<int64_t>(prob->sel_indices.size())
                                     : static_cast<int64_t>(prob->indices.size()) * prob->h_kv;
-      ASSERT_GT(work_cut(total, ctas, op->launch().min_pages_per_cta, 8 * ctas, pct).num_chunks, 0)
+      ASSERT_GT(work_cut(total, ctas, op->launch().min_pages_per_cta,
+                         op->launch().pool_chunks_per_cta * ctas, pct)
+                    .num_chunks,
+                0)
           << "the problem is too small to use the pool";
       const std::string tag =
           std::string(use_sel ? "selection" : "dense") + " pool " + std::to_string(pct);

@@ -50,6 +50,9 @@ struct DecodeAttentionConfig {
   /// claimed in small chunks by whichever CTAs finish first (dynamic balance across SMs that
   /// stream at different speeds). -1: VORTEX_ATTN_POOL if set, else the default (see .cu).
   int32_t pool_percent = -1;
+  /// kStream: the pool is cut into at most this many chunks per CTA of the grid (1..64; fewer,
+  /// larger chunks restart the pipeline less often). -1: VORTEX_ATTN_POOL_CHUNKS, else 4.
+  int32_t pool_chunks_per_cta = -1;
 };
 
 /// Launch geometry chosen by create(), for reports and tuning.
@@ -63,7 +66,7 @@ struct DecodeAttentionLaunch {
   int32_t selection_ctas_per_sm = 0;
   int32_t stage_tokens = 0;                           ///< tokens per warp pipeline stage
   int32_t pool_percent = 0;                           ///< kStream work pool (0: static cut)
-  int32_t pool_units = 0;                             ///< most chunks of the pool
+  int32_t pool_chunks_per_cta = 0;                    ///< chunks of the pool per CTA of a run
   DecodeSchedule schedule = DecodeSchedule::kStream;  ///< resolved (never kDefault)
   int32_t launches = 0;                               ///< kernels per run()
 };

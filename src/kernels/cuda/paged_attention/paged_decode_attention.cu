@@ -103,6 +103,15 @@ int32_t default_pool_percent() {
   return k;
 }
 
+int32_t default_pool_chunks() {
+  static const int32_t k = [] {
+    const char* env = std::getenv("VORTEX_ATTN_POOL_CHUNKS");
+    const int v = env != nullptr ? std::atoi(env) : -1;
+    return v >= 1 && v <= 64 ? v : 4;
+  }();
+  return k;
+}
+
 int32_t default_ctas_per_sm() {
   static const int32_t k = [] {
     const char* env = std::getenv("VORTEX_ATTN_CTAS_PER_SM");
@@ -153,6 +162,8 @@ Expected<PagedDecodeAttention> PagedDecodeAttention::create(const DecodeAttentio
   if (c.ctas_per_sm < 0) return invalid_argument(where + "ctas_per_sm must be >= 0");
   if (c.pool_percent < -1 || c.pool_percent > 50)
     return invalid_argument(where + "pool_percent must be -1 (default) or 0..50");
+  if (c.pool_chunks_per_cta != -1 && (c.pool_chunks_per_cta < 1 || c.pool_chunks_per_cta > 64))
+    return invalid_argument(where + "pool_chunks_per_cta must be -1 (default) or 1..64");
   if (sched != DecodeSchedule::kSplitMerge && sched != DecodeSchedule::kStream) {
     return invalid_argument(where + "unknown schedule " +
                             std::to_string(static_cast<int32_t>(c.schedule)));
@@ -202,14 +213,16 @@ Expected<PagedDecodeAttention> PagedDecodeAttention::create(const DecodeAttentio
   op.launch_.pool_percent = sched != DecodeSchedule::kStream ? 0
                             : c.pool_percent >= 0            ? c.pool_percent
                                                              : default_pool_percent();
-  // About 8 chunks per CTA: fine enough to even out the SMs, few enough to merge cheaply.
-  op.launch_.pool_units = op.launch_.pool_percent > 0 ? 8 * op.launch_.num_ctas : 0;
+  op.launch_.pool_chunks_per_cta = op.launch_.pool_percent == 0 ? 0
+                                   : c.pool_chunks_per_cta > 0  ? c.pool_chunks_per_cta
+                                                                : default_pool_chunks();
   op.attention_kernel_ = main_kernel;
   op.merge_kernel_ = sched == DecodeSchedule::kStream ? nullptr : ks.merge;
 
   VORTEX_ASSIGN_OR_RETURN(Allocator * alloc, cuda_allocator(c.device));
-  const int64_t slots = static_cast<int64_t>(op.launch_.num_ctas) + op.launch_.pool_units +
-                        static_cast<int64_t>(c.max_batch) * c.num_kv_heads;
+  const int64_t slots =
+      static_cast<int64_t>(op.launch_.num_ctas) * (1 + op.launch_.pool_chunks_per_cta) +
+      static_cast<int64_t>(c.max_batch) * c.num_kv_heads;
   VORTEX_ASSIGN_OR_RETURN(
       op.partial_o_, Buffer::allocate(*alloc, static_cast<size_t>(slots) * g * c.head_dim * 4));
   VORTEX_ASSIGN_OR_RETURN(op.partial_lse_,
@@ -271,7 +284,7 @@ Status PagedDecodeAttention::run(const void* q, const KVLayerView& kv, const Pag
   p.num_ctas = sel != nullptr ? launch_.selection_ctas : launch_.num_ctas;
   p.min_pages = launch_.min_pages_per_cta;
   p.scale_log2 = scale * 1.4426950408889634f;
-  p.pool_units = launch_.pool_percent > 0 ? 8 * p.num_ctas : 0;  // <= launch_.pool_units
+  p.pool_units = launch_.pool_chunks_per_cta * p.num_ctas;  // 0 without a pool
   p.pool_percent = launch_.pool_percent;
   p.pool = static_cast<int32_t*>(pool_.data());
   p.fresh_tokens =
