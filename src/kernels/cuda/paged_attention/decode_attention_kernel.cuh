@@ -643,7 +643,9 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
   using Tr = Traits<D, G>;
   constexpr int kNw = Tr::kWarps;
   extern __shared__ __align__(16) unsigned char smem[];
-  __shared__ int claimed;
+  // A pool claim is broadcast through the merge scratch (its second int; stream_range ends with a
+  // barrier after its last read of the scratch).
+  volatile int* claimed = reinterpret_cast<int*>(smem + Tr::kPipeBytes) + 1;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 
   // Independent loads first: the total and the page count of the first row this warp checks for
@@ -653,29 +655,33 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
   const int32_t zpages = zrow < p.num_rows ? row_pages(p.rows, zrow) : 1;
   const WorkCut cut = work_cut(total, p.num_ctas, p.min_pages, p.pool_units, p.pool_percent);
   bool waited = !early;
-  const int64_t a = unit_begin(cut, blockIdx.x), e = unit_end(cut, blockIdx.x);
-  if (a < e) stream_range<D, G, T>(p, cut, blockIdx.x, a, e, waited, smem);
-  if (!waited) {
-    vortex::gpu::pdl_wait();
-    waited = true;
-  }
-  if (cut.num_chunks > 0) {
-    // Then chunks of the pool until it is empty; the last CTA to find it empty resets the claim
-    // counters for the next launch (every CTA has made its last claim by then).
-    for (;;) {
-      if (threadIdx.x == 0) claimed = atomicAdd(p.pool, 1);
-      __syncthreads();
-      const int c = claimed;
-      __syncthreads();  // everyone has read `claimed` before thread 0 writes it again
-      if (c >= cut.num_chunks) break;
-      const int64_t u = static_cast<int64_t>(cut.num_ctas) + c;
-      stream_range<D, G, T>(p, cut, u, unit_begin(cut, u), unit_end(cut, u), waited, smem);
+  // The CTA's own range, then chunks of the pool until it is empty (one call site of
+  // stream_range keeps the kernel's registers at the single-range kernel's); the last CTA to
+  // find the pool empty resets the claim counters for the next launch (every CTA has made its
+  // last claim by then).
+  int64_t unit = blockIdx.x;
+  for (;;) {
+    const int64_t a = unit_begin(cut, unit), e = unit_end(cut, unit);
+    if (a < e) stream_range<D, G, T>(p, cut, unit, a, e, waited, smem);
+    if (cut.num_chunks == 0) break;
+    if (!waited) {
+      vortex::gpu::pdl_wait();
+      waited = true;
     }
-    if (threadIdx.x == 0 && atomicAdd(p.pool + 1, 1) == static_cast<int>(gridDim.x) - 1) {
-      p.pool[0] = 0;
-      p.pool[1] = 0;
+    if (threadIdx.x == 0) *claimed = atomicAdd(p.pool, 1);
+    __syncthreads();
+    const int c = *claimed;
+    __syncthreads();  // everyone has read `claimed` before thread 0 writes it again
+    if (c >= cut.num_chunks) {
+      if (threadIdx.x == 0 && atomicAdd(p.pool + 1, 1) == static_cast<int>(gridDim.x) - 1) {
+        p.pool[0] = 0;
+        p.pool[1] = 0;
+      }
+      break;
     }
+    unit = static_cast<int64_t>(cut.num_ctas) + c;
   }
+  if (!waited) vortex::gpu::pdl_wait();
   zero_empty_rows<D, G, T>(p, zrow, zpages, zstride, lane);
 }
 
