@@ -104,8 +104,7 @@ struct Gemm::Impl {
   Buffer workspace;
   bool autotune = true;  // time skinny shapes' candidates (false: the heuristic's first pick)
   SkinnyGemmMode skinny_mode = SkinnyGemmMode::kAuto;
-  bool log = false;         // VORTEX_GEMM_LOG=1: one stderr line per timed candidate and per pick
-  bool wide_search = true;  // VORTEX_GEMM_SPLITK=0: time the heuristic's candidates only
+  bool log = false;  // VORTEX_GEMM_LOG=1: one stderr line per timed candidate and per pick
   int32_t num_sms = 132;
   size_t l2_bytes = 0;
   Buffer flush;  // written between timed runs so every candidate reads its weights from DRAM
@@ -155,60 +154,10 @@ struct Gemm::Impl {
     return result;
   }
 
-  /// The heuristic's candidates plus, for the first `split_from` of them that support split-K, the
-  /// same algorithm with 2..16 k splits (in-place or compute-type reduction: both deterministic),
-  /// each accepted by cublasLtMatmulAlgoCheck within our workspace. Decode GEMMs have few output
-  /// tiles, and the heuristic does not always split them.
-  std::vector<cublasLtMatmulHeuristicResult_t> widen(const Plan& p,
-                                                     const cublasLtMatmulHeuristicResult_t* results,
-                                                     int found, int split_from) {
-    std::vector<cublasLtMatmulHeuristicResult_t> out(results, results + found);
-    for (int i = 0; i < std::min(found, split_from); ++i) {
-      const cublasLtMatmulAlgo_t& base = results[i].algo;
-      if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
-      int32_t split_ok = 0, current = 1;
-      uint32_t schemes = 0;
-      size_t written = 0;
-      if (cublasLtMatmulAlgoCapGetAttribute(&base, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &split_ok,
-                                            sizeof(split_ok), &written) != CUBLAS_STATUS_SUCCESS ||
-          split_ok == 0 ||
-          cublasLtMatmulAlgoCapGetAttribute(&base, CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK,
-                                            &schemes, sizeof(schemes),
-                                            &written) != CUBLAS_STATUS_SUCCESS) {
-        continue;
-      }
-      (void)cublasLtMatmulAlgoConfigGetAttribute(&base, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &current,
-                                                 sizeof(current), &written);
-      for (int32_t splits : {2, 4, 8, 16}) {
-        if (splits == current) continue;
-        for (uint32_t scheme : {static_cast<uint32_t>(CUBLASLT_REDUCTION_SCHEME_INPLACE),
-                                static_cast<uint32_t>(CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE)}) {
-          if ((schemes & scheme) == 0) continue;
-          cublasLtMatmulAlgo_t algo = base;
-          cublasLtMatmulHeuristicResult_t r{};
-          if (cublasLtMatmulAlgoConfigSetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits,
-                                                   sizeof(splits)) != CUBLAS_STATUS_SUCCESS ||
-              cublasLtMatmulAlgoConfigSetAttribute(&algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME,
-                                                   &scheme,
-                                                   sizeof(scheme)) != CUBLAS_STATUS_SUCCESS ||
-              cublasLtMatmulAlgoCheck(handle.get(), p.desc.get(), p.a.get(), p.b.get(), p.c.get(),
-                                      p.c.get(), &algo, &r) != CUBLAS_STATUS_SUCCESS ||
-              r.workspaceSize > workspace.size()) {
-            continue;
-          }
-          r.algo = algo;
-          r.state = CUBLAS_STATUS_SUCCESS;
-          out.push_back(r);
-        }
-      }
-    }
-    return out;
-  }
-
-  /// Index of the fastest of `found` candidates on `ops`, and its time (ms, -1 when nothing could
-  /// be timed: index 0); `first_ms` gets candidate 0's time.
+  /// Index of the fastest of `found` heuristic candidates on `ops`, and its time (ms, -1 when
+  /// nothing could be timed: index 0).
   std::pair<int, float> fastest(Plan& p, const cublasLtMatmulHeuristicResult_t* results, int found,
-                                const Operands& ops, float* first_ms = nullptr) {
+                                const Operands& ops) {
     const float alpha = 1.0f, beta = 0.0f;
     int best = 0;
     float best_ms = -1.0f;
@@ -222,7 +171,6 @@ struct Gemm::Impl {
                                   ops.stream) == CUBLAS_STATUS_SUCCESS;
           },
           ops.stream);
-      if (i == 0 && first_ms != nullptr) *first_ms = ms;
       if (ms >= 0.0f && (best_ms < 0.0f || ms < best_ms)) {
         best_ms = ms;
         best = i;
@@ -350,29 +298,8 @@ struct Gemm::Impl {
     VORTEX_LT_RETURN_IF_ERROR(cublasLtMatmulAlgoGetHeuristic(
         handle.get(), p->desc.get(), p->a.get(), p->b.get(), p->c.get(), p->c.get(), pref.get(),
         tune ? kCandidates : 1, results, &found));
-    // Decode shapes (n <= 64) also time split-K variants of the top candidates.
-    const std::vector<cublasLtMatmulHeuristicResult_t> candidates =
-        tune && found > 0
-            ? widen(*p, results, found, n <= kSkinnyMaxRows && wide_search ? kCandidates : 0)
-            : std::vector<cublasLtMatmulHeuristicResult_t>(results, results + found);
-    float first_ms = -1.0f;
     auto [pick, pick_ms] =
-        tune && found > 0
-            ? fastest(*p, candidates.data(), static_cast<int>(candidates.size()), *ops, &first_ms)
-            : std::pair<int, float>{0, -1.0f};
-    if (log && tune && found > 0) {
-      int32_t splits = 1;
-      size_t written = 0;
-      (void)cublasLtMatmulAlgoConfigGetAttribute(&candidates[static_cast<size_t>(pick)].algo,
-                                                 CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits,
-                                                 sizeof(splits), &written);
-      std::fprintf(stderr,
-                   "[gemm] n=%lld m=%lld k=%lld cuBLASLt: %d candidates (%d from the heuristic), "
-                   "pick #%d (split-K %d) %.2f us; the heuristic's first %.2f us\n",
-                   static_cast<long long>(n), static_cast<long long>(m), static_cast<long long>(k),
-                   static_cast<int>(candidates.size()), found, pick, splits, pick_ms * 1e3f,
-                   first_ms * 1e3f);
-    }
+        tune && found > 0 ? fastest(*p, results, found, *ops) : std::pair<int, float>{0, -1.0f};
     if (tune && skinny_ok) {
       VORTEX_ASSIGN_OR_RETURN(const float skinny_ms, fastest_skinny(*p, n, m, k, y_dtype, *ops));
       if (log) {
@@ -392,7 +319,7 @@ struct Gemm::Impl {
       p->skinny = false;
       p->skinny_workspace = Buffer();
     }
-    const cublasLtMatmulHeuristicResult_t& result = candidates[static_cast<size_t>(pick)];
+    const cublasLtMatmulHeuristicResult_t& result = results[pick];
     if (found == 0 || result.state != CUBLAS_STATUS_SUCCESS) {
       return unsupported("cuBLASLt has no algorithm for a bf16 GEMM of n=" + std::to_string(n) +
                          " m=" + std::to_string(m) + " k=" + std::to_string(k) + " (output " +
@@ -417,8 +344,6 @@ Expected<std::unique_ptr<Gemm>> Gemm::create(Allocator& alloc, size_t workspace_
   g->impl_->skinny_mode = skinny_mode_from_env();
   const char* log = std::getenv("VORTEX_GEMM_LOG");
   g->impl_->log = log != nullptr && std::strcmp(log, "0") != 0;
-  const char* wide = std::getenv("VORTEX_GEMM_SPLITK");
-  g->impl_->wide_search = wide == nullptr || std::strcmp(wide, "0") != 0;
   int device = 0, sms = 0, l2 = 0;
   if (cudaGetDevice(&device) == cudaSuccess &&
       cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess &&
