@@ -212,18 +212,31 @@ struct StepLoop {
   double wall_s = 0;            ///< host wall clock over the timed steps (pipelined)
   bool all_graph = true;
   int64_t selected_pages = 0;  ///< Σ over the timed steps (rows x sparse layers)
+  int32_t warmup = 0;          ///< warm-up steps run (see run_step_loop)
 };
 
 /// warmup + steps decode steps of `tables`, pipelined like the engine: plan + launch N+1, then
-/// wait for N. On an error, `*usable` says whether the model has nothing planned or in flight
-/// (false: a launch or a wait failed and the model should not run more steps).
+/// wait for N. The warm-up runs on until a step has completed a page (at most page_size - 1
+/// steps more, within the KV slack the callers reserve): the model keeps one decode graph for
+/// steps that complete a page and one for those that do not, and both must be captured before
+/// the timed steps. On an error, `*usable` says whether the model has nothing planned or in
+/// flight (false: a launch or a wait failed and the model should not run more steps).
 Status run_step_loop(vortex::CudaModel& model, vortex::KVCache& cache,
                      std::vector<vortex::PageTable>& tables,
                      const vortex::flow::SparseConfig* sparse, int32_t warmup, int32_t steps,
-                     StepLoop* out, bool* usable) {
+                     int32_t page_size, StepLoop* out, bool* usable) {
   using namespace vortex;
   *usable = true;
   const size_t B = tables.size();
+  if (B > 0 && page_size > 0) {
+    // Step i appends token L0 + i of every row (all rows have the same length here); it
+    // completes a page when L0 + i + 1 is a multiple of the page size.
+    const int64_t l0 = tables[0].num_tokens();
+    const int32_t first_completion =
+        static_cast<int32_t>((page_size - (l0 + 1) % page_size) % page_size);
+    warmup = std::max(warmup, first_completion + 1);
+  }
+  out->warmup = warmup;
   const std::vector<CudaSampleSpec> specs(B);  // greedy
   std::vector<int32_t> from_prev(B);
   for (size_t b = 0; b < B; ++b) from_prev[b] = static_cast<int32_t>(b);
@@ -424,8 +437,8 @@ int run_decode_bench(const DecodeBenchOptions& o) {
   // The step loop, pipelined like the engine: plan + launch N+1, then wait for N.
   StepLoop loop;
   bool usable = true;
-  if (Status s =
-          run_step_loop(*model, *cache, tables, sparse.get(), o.warmup, o.steps, &loop, &usable);
+  if (Status s = run_step_loop(*model, *cache, tables, sparse.get(), o.warmup, o.steps, o.page_size,
+                               &loop, &usable);
       !s.is_ok()) {
     return fail(s, "decode step");
   }
@@ -465,7 +478,7 @@ int run_decode_bench(const DecodeBenchOptions& o) {
     }
   }
   const Roofline rl =
-      decode_roofline(config, model->weight_bytes(), B, L, P, o.warmup, o.steps, sparse_layers,
+      decode_roofline(config, model->weight_bytes(), B, L, P, loop.warmup, o.steps, sparse_layers,
                       loop.selected_pages, summary_bytes_per_page_head, *read_bw);
   const double n_pages = rl.n_pages, weight_bytes = rl.weight_bytes, kv_bytes = rl.kv_bytes;
   const double summary_bytes = rl.summary_bytes, bytes = rl.bytes, roof_ms = rl.roof_ms;
@@ -518,6 +531,7 @@ int run_decode_bench(const DecodeBenchOptions& o) {
                  {"tok_s", tok_s},
                  {"tok_s_wall", o.steps * B / wall_s},
                  {"graph_replayed", all_graph},
+                 {"warmup_run", loop.warmup},
                  {"bytes_per_step", bytes},
                  {"weight_bytes", weight_bytes},
                  {"kv_bytes", kv_bytes},
@@ -803,7 +817,7 @@ int run_decode_sweep(DecodeBenchOptions o) {
         }
         StepLoop loop;
         bool usable = true;
-        s = run_step_loop(*model, *cache, tables, sparse, o.warmup, o.steps, &loop, &usable);
+        s = run_step_loop(*model, *cache, tables, sparse, o.warmup, o.steps, P, &loop, &usable);
         release();
         if (!s.is_ok()) {
           record_error("decode step: " + s.to_string());
@@ -821,7 +835,7 @@ int run_decode_sweep(DecodeBenchOptions o) {
         for (double x : loop.step_ms) sum_step += x;
         for (double x : loop.idle_ms) sum_idle += x;
         const double idle_frac = sum_idle / std::max(1e-9, sum_step + sum_idle);
-        const Roofline rl = decode_roofline(config, model->weight_bytes(), BL, L, P, o.warmup,
+        const Roofline rl = decode_roofline(config, model->weight_bytes(), BL, L, P, loop.warmup,
                                             o.steps, f.sparse_layers, loop.selected_pages,
                                             f.summary_bytes_per_page_head, *read_bw);
         const double tok_s = BL / (step_med * 1e-3);
@@ -834,6 +848,7 @@ int run_decode_sweep(DecodeBenchOptions o) {
         pt["tok_s_wall"] = o.steps * BL / loop.wall_s;
         pt["speedup_vs_dense"] = dense_tok_s > 0 ? nlohmann::json(tok_s / dense_tok_s) : nullptr;
         pt["graph_replayed"] = loop.all_graph;
+        pt["warmup_run"] = loop.warmup;  // >= --warmup: until a step completed a page
         pt["bytes_per_step"] = rl.bytes;
         pt["weight_bytes"] = rl.weight_bytes;
         pt["kv_bytes"] = rl.kv_bytes;
@@ -934,7 +949,10 @@ VORTEX_REGISTER_COMMAND(bench, 60, [](CLI::App& app, int* exit_code) {
   auto* steps = decode->add_option("--steps", opts->steps, "timed steps (sweep: 20 per point)")
                     ->capture_default_str();
   auto* warmup =
-      decode->add_option("--warmup", opts->warmup, "untimed steps first (sweep: 10 per point)")
+      decode
+          ->add_option("--warmup", opts->warmup,
+                       "untimed steps first (sweep: 10 per point); runs on until a step has "
+                       "completed a page, so both decode graphs are captured before timing")
           ->capture_default_str();
   decode->add_option("--seed", opts->seed, "weights and KV seed")->capture_default_str();
   decode->add_option("--json", opts->json, "write the report as JSON here");
