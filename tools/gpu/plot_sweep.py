@@ -219,11 +219,15 @@ def markdown(sweep, heading="###"):
     batch = {}
     for p in sweep.get("points", []):
         batch.setdefault(p["context"], p.get("batch"))
+    # Warm-up steps actually run (the bench runs on until a step completed a page): a range.
+    runs = sorted({p["warmup_run"] for p in sweep.get("points", []) if "warmup_run" in p})
+    warm = (str(cfg.get("warmup", "?")) if not runs else
+            str(runs[0]) if len(runs) == 1 else f"{runs[0]}-{runs[-1]}")
     md = [f"{heading} Decode sweep: {cfg.get('model', '?')}, B={cfg.get('batch', '?')}, page "
           f"{cfg.get('page_size', '?')}, {sweep.get('device', '?')} (git {sweep.get('git_sha', '?')})",
           "",
           f"Command: `{sweep.get('command', '?')}`. Budget = pages kept per row and sparse layer "
-          f"(topk_val + bos + eos). {cfg.get('warmup', '?')} warm-up + {cfg.get('steps', '?')} "
+          f"(topk_val + bos + eos). {warm} warm-up + {cfg.get('steps', '?')} "
           f"timed graph-replayed steps per point; tok/s = B / median step.",
           ""]
     head = "| context | B | " + " | ".join(s[1] for s in series) + " |"
