@@ -23,7 +23,6 @@ struct Variant {
   int32_t ctas_per_sm = 0;
   int32_t pool_percent = -1;  ///< kStream work pool share (-1: the default)
   int32_t pool_chunks = -1;   ///< chunks per CTA (-1: the default)
-  int32_t bulk = -1;          ///< bulk-copied stages (-1: the default)
 };
 
 gpu::PagedDecodeAttention make_op(int32_t h_q, int32_t batch, Variant v) {
@@ -32,7 +31,6 @@ gpu::PagedDecodeAttention make_op(int32_t h_q, int32_t batch, Variant v) {
   c.ctas_per_sm = v.ctas_per_sm;
   c.pool_percent = v.pool_percent;
   c.pool_chunks_per_cta = v.pool_chunks;
-  c.bulk_copy = v.bulk;
   auto op = gpu::PagedDecodeAttention::create(c);
   if (!op.has_value()) {
     std::fprintf(stderr, "vortex bench: %s\n", op.status().to_string().c_str());
@@ -79,13 +77,12 @@ void dense_case(const Options& o, Report& r, cudaStream_t s, int32_t h_q, int32_
                                  {"grid", v.ctas_per_sm == 0 ? "auto" : "pinned"},
                                  {"sched", gpu::decode_schedule_name(op.launch().schedule)},
                                  {"pool", op.launch().pool_percent},
-                                 {"pool_chunks", op.launch().pool_chunks_per_cta},
-                                 {"bulk", op.launch().bulk_copy}},
+                                 {"pool_chunks", op.launch().pool_chunks_per_cta}},
                                 st, bytes);
     rec["launches"] = op.launch().launches;
     // The configuration the engine runs (default schedule, grid and pool): the headline number.
     rec["default"] = v.sched == DecodeSchedule::kDefault && v.ctas_per_sm == 0 &&
-                     v.pool_percent == -1 && v.pool_chunks == -1 && v.bulk == -1;
+                     v.pool_percent == -1 && v.pool_chunks == -1;
   }
 }
 
@@ -165,9 +162,7 @@ void run_attention_benches(const Options& o, Report& r) {
   // The work pool's share at the long dense points (0 = the static cut).
   // The work pool (off by default) at the long dense points: share (percent) x chunks per CTA.
   const std::vector<Variant> pools = {{DecodeSchedule::kStream, 0, 10, 2},
-                                      {DecodeSchedule::kStream, 0, 20, 4},
-                                      {DecodeSchedule::kStream, 0, 0, -1, 0},
-                                      {DecodeSchedule::kStream, 0, 0, -1, 1}};
+                                      {DecodeSchedule::kStream, 0, 20, 4}};
   // The short-row cases first (the A/B that matters most, in case a run is cut short).
   sparse_case(o, r, s, both);
   for (int32_t b : batches) {

@@ -53,10 +53,6 @@ struct DecodeAttentionConfig {
   /// kStream: the pool is cut into at most this many chunks per CTA of the grid (1..64; fewer,
   /// larger chunks restart the pipeline less often). -1: VORTEX_ATTN_POOL_CHUNKS, else 4.
   int32_t pool_chunks_per_cta = -1;
-  /// kStream: 1 = each warp stage's K and V arrive by one bulk copy each (cp.async.bulk on an
-  /// mbarrier, issued by one lane) instead of 16-byte cp.async per lane; 0 = per-lane copies.
-  /// -1: VORTEX_ATTN_BULK if set, else 0.
-  int32_t bulk_copy = -1;
 };
 
 /// Launch geometry chosen by create(), for reports and tuning.
@@ -71,7 +67,6 @@ struct DecodeAttentionLaunch {
   int32_t stage_tokens = 0;                           ///< tokens per warp pipeline stage
   int32_t pool_percent = 0;                           ///< kStream work pool (0: static cut)
   int32_t pool_chunks_per_cta = 0;                    ///< chunks of the pool per CTA of a run
-  bool bulk_copy = false;                             ///< kStream stages by bulk copy
   DecodeSchedule schedule = DecodeSchedule::kStream;  ///< resolved (never kDefault)
   int32_t launches = 0;                               ///< kernels per run()
 };

@@ -68,9 +68,7 @@ struct Traits {
   static constexpr int kStageBytes = 2 * kTokensPerLane * 32 * 16;  // K and V slots
   static constexpr int kPipeBytes = kWarps * kStages * kStageBytes;
   static constexpr int kMergeFloats = kWarps * G * (D + 2);  // m, l, o of every warp
-  // kBulk: one mbarrier per ring slot of every warp, after the merge scratch (8-byte aligned).
-  static constexpr int kBarrierOffset = (kPipeBytes + kMergeFloats * 4 + 7) / 8 * 8;
-  static constexpr int kSmemBytes = kBarrierOffset + kWarps * kStages * 8;
+  static constexpr int kSmemBytes = kPipeBytes + kMergeFloats * 4;
   // Residency the register allocation is sized for (3 x 68 KiB of shared memory fit an SM).
   static constexpr int kMinBlocks = G <= 4 ? 3 : 2;
 };
@@ -99,40 +97,6 @@ __device__ __forceinline__ int64_t first_probe_key(const RowSpace& s, int lane) 
   const int32_t size = search_size(s);
   const int32_t i = lane * search_step(SearchRange{0, size});
   return i < size ? search_key(s, i) : 0;
-}
-
-// kBulk (one bulk copy per K and V stage, issued by lane 0, completing on the slot's mbarrier).
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count)
-               : "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)),
-               "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
-  asm volatile(
-      "{\n .reg .pred p;\n WAIT_%=:\n"
-      " mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
-      " @!p bra WAIT_%=;\n}" ::"r"(smem_addr(bar)),
-      "r"(parity)
-      : "memory");
-}
-__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes,
-                                          uint64_t* bar) {
-  asm volatile(
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::
-          "r"(smem_addr(dst)),
-      "l"(src), "r"(bytes), "r"(smem_addr(bar))
-      : "memory");
-}
-/// Orders this thread's generic-proxy accesses to shared memory before later async-proxy ones.
-__device__ __forceinline__ void fence_proxy_async() {
-  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
 }
 
 /// q of the G heads of the row's KV head, 8 dims per lane, in the base-2 softmax scale.
@@ -529,11 +493,9 @@ __device__ __forceinline__ void zero_empty_rows(const Params& p, int32_t row0, i
 /// to finish a split row merges it): a per-warp stream over the range's segments. `waited`:
 /// whether the PDL wait has happened; when not (the CTA's first range with p.fresh_tokens >= 0),
 /// the range's first K/V stages are requested before waiting if they hold no fresh token.
-/// kBulk: stages arrive by bulk copies on per-slot mbarriers; `ring_pos` counts the stages this
-/// warp has consumed in earlier ranges (the barriers' phases carry over).
-template <int D, int G, typename T, bool kBulk>
+template <int D, int G, typename T>
 __device__ __forceinline__ void stream_range(const Params& p, const WorkCut& cut, int64_t unit,
-                                             int64_t a, int64_t e, bool& waited, uint32_t& ring_pos,
+                                             int64_t a, int64_t e, bool& waited,
                                              unsigned char* smem) {
   using Tr = Traits<D, G>;
   constexpr int kLpt = Tr::kLanesPerToken, kSt = Tr::kStageTokens, kS = Tr::kStages;
@@ -547,7 +509,6 @@ __device__ __forceinline__ void stream_range(const Params& p, const WorkCut& cut
   const int64_t head_elems = static_cast<int64_t>(D) << log2p;  // one [P, D] tile
   const int64_t page_elems = head_elems * p.rows.num_kv_heads;
   unsigned char* wsm = smem + warp * (kS * Tr::kStageBytes);
-  uint64_t* bars = reinterpret_cast<uint64_t*>(smem + Tr::kBarrierOffset) + warp * kS;
 
   // Two walks over the same segments: `cs` computes, `is` issues up to kS - 1 stages ahead of it
   // (across segment ends); stage number k of this warp lives in ring slot k % kS. The issue side
@@ -590,27 +551,8 @@ __device__ __forceinline__ void stream_range(const Params& p, const WorkCut& cut
   uint32_t issued = 0;
   // Issues the stage at the cursor with page id `page`, then moves the cursor on.
   auto issue_at = [&](int32_t page) {
-    if constexpr (kBulk) {
-      // The stage's K and V are contiguous (tokens i_tok.. of one page): one bulk copy each, of
-      // the valid tokens only (the rest of the slot keeps finite data, masked to -inf).
-      const uint32_t n = ring_pos + issued;
-      unsigned char* buf = wsm + (n % kS) * Tr::kStageBytes;
-      __syncwarp();  // every lane is done reading this slot's previous stage
-      if (lane == 0) {
-        const int32_t valid = min(kSt, is.tok_end - i_tok);
-        const uint32_t bytes = static_cast<uint32_t>(valid) * D * 2;
-        const int64_t off = static_cast<int64_t>(page) * page_elems +
-                            static_cast<int64_t>(is.ri.kv_head) * head_elems +
-                            static_cast<int64_t>(i_tok & page_mask) * D;
-        fence_proxy_async();
-        mbar_expect_tx(bars + n % kS, 2 * bytes);
-        bulk_copy(buf, p.k + off, bytes, bars + n % kS);
-        bulk_copy(buf + Tr::kStageBytes / 2, p.v + off, bytes, bars + n % kS);
-      }
-    } else {
-      issue_stage<D, G>(wsm + (issued % kS) * Tr::kStageBytes, i_k, i_v, page_elems, page, i_tok,
-                        is.tok_end, page_mask, lane, tsub);
-    }
+    issue_stage<D, G>(wsm + (issued % kS) * Tr::kStageBytes, i_k, i_v, page_elems, page, i_tok,
+                      is.tok_end, page_mask, lane, tsub);
     ++issued;
     i_tok += kNw * kSt;
     --i_left;
@@ -657,15 +599,9 @@ __device__ __forceinline__ void stream_range(const Params& p, const WorkCut& cut
     }
     for (int32_t i = 0; i < cs.n; ++i) {
       issue_next();
-      uint32_t slot = consumed % kS;
-      if constexpr (kBulk) {
-        const uint32_t n = ring_pos + consumed;
-        slot = n % kS;
-        mbar_wait(bars + slot, (n / kS) & 1);  // stage `consumed` has landed
-      } else {
-        detail::cp_async_wait<kS - 1>();  // stage `consumed` has landed (this lane's own slots)
-      }
-      const uint4* buf = reinterpret_cast<const uint4*>(wsm + slot * Tr::kStageBytes) + lane;
+      detail::cp_async_wait<kS - 1>();  // stage `consumed` has landed (this lane's own slots)
+      const uint4* buf =
+          reinterpret_cast<const uint4*>(wsm + (consumed % kS) * Tr::kStageBytes) + lane;
       compute_stage<D, G>(buf, stage_tok0(cs, i), cs.tok_end, tsub, q, m, l, o);
       ++consumed;
     }
@@ -694,10 +630,9 @@ __device__ __forceinline__ void stream_range(const Params& p, const WorkCut& cut
     __syncthreads();  // the merge scratch (and the flag in it) is reused by the next segment
     if (!next_segment<kSt, kNw>(p, a, e, warp, cs)) break;
   }
-  ring_pos += consumed;  // == issued: every stage of the range was consumed
 }
 
-template <int D, int G, typename T, bool kBulk>
+template <int D, int G, typename T>
 __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBlocks)
     stream_kernel(const __grid_constant__ Params p) {
   // Early reads (p.fresh_tokens >= 0): everything up to the first K/V stages only reads what the
@@ -712,19 +647,6 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
   // barrier after its last read of the scratch).
   volatile int* claimed = reinterpret_cast<int*>(smem + Tr::kPipeBytes) + 1;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  uint32_t ring_pos = 0;
-  if constexpr (kBulk) {
-    // The warp's ring starts zeroed (a partial stage leaves the slot's tail as it was: finite) and
-    // its slot barriers initialised; generic writes are ordered before the bulk copies.
-    uint4* ring = reinterpret_cast<uint4*>(smem + warp * (Tr::kStages * Tr::kStageBytes));
-    for (int i = lane; i < Tr::kStages * Tr::kStageBytes / 16; i += 32)
-      ring[i] = make_uint4(0, 0, 0, 0);
-    uint64_t* bars = reinterpret_cast<uint64_t*>(smem + Tr::kBarrierOffset) + warp * Tr::kStages;
-    if (lane < Tr::kStages) mbar_init(bars + lane, 1);
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    fence_proxy_async();
-    __syncwarp();
-  }
 
   // Independent loads first: the total and the page count of the first row this warp checks for
   // the empty-row pass (done at the end, off the critical path).
@@ -740,7 +662,7 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
   int64_t unit = blockIdx.x;
   for (;;) {
     const int64_t a = unit_begin(cut, unit), e = unit_end(cut, unit);
-    if (a < e) stream_range<D, G, T, kBulk>(p, cut, unit, a, e, waited, ring_pos, smem);
+    if (a < e) stream_range<D, G, T>(p, cut, unit, a, e, waited, smem);
     if (cut.num_chunks == 0) break;
     if (!waited) {
       vortex::gpu::pdl_wait();

@@ -20,10 +20,9 @@ namespace vortex::gpu {
 namespace {
 
 struct KernelSet {
-  const void* attention = nullptr;    // kSplitMerge
-  const void* merge = nullptr;        // kSplitMerge
-  const void* stream = nullptr;       // kStream
-  const void* stream_bulk = nullptr;  // kStream with bulk-copied stages
+  const void* attention = nullptr;  // kSplitMerge
+  const void* merge = nullptr;      // kSplitMerge
+  const void* stream = nullptr;     // kStream
   int smem_bytes = 0;
   int threads = 0;
   int stage_tokens = 0;
@@ -34,8 +33,7 @@ KernelSet kernel_set() {
   using Tr = decode::Traits<D, G>;
   return {reinterpret_cast<const void*>(&decode::attention_kernel<D, G, T>),
           reinterpret_cast<const void*>(&decode::merge_kernel<T>),
-          reinterpret_cast<const void*>(&decode::stream_kernel<D, G, T, false>),
-          reinterpret_cast<const void*>(&decode::stream_kernel<D, G, T, true>),
+          reinterpret_cast<const void*>(&decode::stream_kernel<D, G, T>),
           Tr::kSmemBytes,
           Tr::kThreads,
           Tr::kStageTokens};
@@ -101,14 +99,6 @@ int32_t default_pool_percent() {
     const char* env = std::getenv("VORTEX_ATTN_POOL");
     const int v = env != nullptr ? std::atoi(env) : -1;
     return v >= 0 && v <= 50 ? v : kDefaultPoolPercent;
-  }();
-  return k;
-}
-
-bool default_bulk_copy() {
-  static const bool k = [] {
-    const char* env = std::getenv("VORTEX_ATTN_BULK");
-    return env != nullptr && std::strcmp(env, "1") == 0;
   }();
   return k;
 }
@@ -181,12 +171,7 @@ Expected<PagedDecodeAttention> PagedDecodeAttention::create(const DecodeAttentio
 
   const KernelSet ks = select_kernels(c.head_dim, g, c.io_dtype);
   VORTEX_CHECK(ks.attention != nullptr);
-  if (c.bulk_copy < -1 || c.bulk_copy > 1)
-    return invalid_argument(where + "bulk_copy must be -1 (default), 0 or 1");
-  const bool bulk = sched == DecodeSchedule::kStream &&
-                    (c.bulk_copy >= 0 ? c.bulk_copy == 1 : default_bulk_copy());
-  const void* main_kernel =
-      sched == DecodeSchedule::kStream ? (bulk ? ks.stream_bulk : ks.stream) : ks.attention;
+  const void* main_kernel = sched == DecodeSchedule::kStream ? ks.stream : ks.attention;
   if (c.page_size < ks.stage_tokens) {
     return unsupported(where + "page_size " + std::to_string(c.page_size) + " < stage of " +
                        std::to_string(ks.stage_tokens) + " tokens");
@@ -228,7 +213,6 @@ Expected<PagedDecodeAttention> PagedDecodeAttention::create(const DecodeAttentio
   op.launch_.pool_percent = sched != DecodeSchedule::kStream ? 0
                             : c.pool_percent >= 0            ? c.pool_percent
                                                              : default_pool_percent();
-  op.launch_.bulk_copy = bulk;
   op.launch_.pool_chunks_per_cta = op.launch_.pool_percent == 0 ? 0
                                    : c.pool_chunks_per_cta > 0  ? c.pool_chunks_per_cta
                                                                 : default_pool_chunks();
