@@ -284,7 +284,11 @@ TEST(CudaModel, GraphReplayedDecodeEqualsEagerDecode) {
       if (requests == 4) {
         EXPECT_EQ(lg, le) << "same shapes, same kernels: bit-identical logits";
       } else {
-        EXPECT_LT(rel_l2(lg, le), 1e-3);
+        // 3 rows eagerly vs 4 (padded) in the graph: every GEMM shape differs, and the autotuner
+        // may pick a different kernel per shape (cuBLASLt or a skinny cut, by a few percent of
+        // timing). bf16 activations rounded one ulp apart (2^-8) then move the logits by ~1e-3-
+        // 3e-3 rel L2 (seen on the H200 when the picks differed); a wrong row would be O(1).
+        EXPECT_LT(rel_l2(lg, le), 1e-2);
       }
     }
     EXPECT_GE(f.model->num_graphs(), 1);

@@ -300,6 +300,21 @@ struct Gemm::Impl {
         tune ? kCandidates : 1, results, &found));
     auto [pick, pick_ms] =
         tune && found > 0 ? fastest(*p, results, found, *ops) : std::pair<int, float>{0, -1.0f};
+    if (log && found > 0) {
+      int32_t splits = 1;
+      uint32_t scheme = 0;
+      size_t written = 0;
+      (void)cublasLtMatmulAlgoConfigGetAttribute(
+          &results[pick].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits, sizeof(splits), &written);
+      (void)cublasLtMatmulAlgoConfigGetAttribute(&results[pick].algo,
+                                                 CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme,
+                                                 sizeof(scheme), &written);
+      std::fprintf(stderr,
+                   "[gemm] n=%lld m=%lld k=%lld cuBLASLt pick #%d of %d: split-K %d, reduction %u, "
+                   "%.2f us\n",
+                   static_cast<long long>(n), static_cast<long long>(m), static_cast<long long>(k),
+                   pick, found, splits, scheme, pick_ms * 1e3f);
+    }
     if (tune && skinny_ok) {
       VORTEX_ASSIGN_OR_RETURN(const float skinny_ms, fastest_skinny(*p, n, m, k, y_dtype, *ops));
       if (log) {
