@@ -79,7 +79,8 @@ void Engine::loop() {
     work_cv_.wait(lock, [&] { return stop_ || scheduler_->has_work(); });
     if (stop_ && !scheduler_->has_work()) break;
     // Backend calls run without the lock: submit() and cancel() proceed meanwhile (they touch
-    // only the queues and the cancel list, never the sequences of a scheduled step).
+    // only the queues and the cancel list, never the sequences of a scheduled step, and never
+    // the backend: a new request reaches Backend::add_sequence at the next schedule(), here).
     bool progress = false;
     // Launch what can run now: the next step and, when overlapping, the one after it, which is
     // planned while the first runs.

@@ -50,7 +50,7 @@ Scheduler::~Scheduler() {
   // Release every page before the pool's owner (the backend) goes away.
   for (auto& [id, seq] : state_->seqs) {
     seq->pages.release(state_->pool);
-    state_->backend.remove_sequence(id);
+    if (seq->backend_added) state_->backend.remove_sequence(id);
   }
   state_->cache.clear();
 }
@@ -116,7 +116,7 @@ Expected<uint64_t> Scheduler::add(GenerationRequest request,
   if (s.seqs.count(id) != 0) return invalid_argument("duplicate request id " + std::to_string(id));
   auto seq = std::make_unique<Sequence>(id, s.next_arrival++, std::move(request), s.page_size);
   seq->stream = std::move(stream);
-  s.backend.add_sequence(id, seq->request.sampling);
+  s.pending_adds.push_back(id);  // Backend::add_sequence at the next schedule()
   ++s.metrics.requests_submitted;
   s.metrics.prompt_tokens += static_cast<uint64_t>(seq->prompt_len);
   SchedulerState::insert_by_arrival(s.waiting, seq.get());
@@ -162,6 +162,15 @@ StepContext* Scheduler::schedule() {
     if (it != s.seqs.end()) s.finish(it->second.get(), FinishReason::kCancelled, RequestEvent{});
   }
   s.cancels.clear();
+  // The backend learns of new requests here, never on the thread that called add(): an engine
+  // runs add() on client threads while the loop thread is inside a backend call.
+  for (uint64_t id : s.pending_adds) {
+    auto it = s.seqs.find(id);
+    if (it == s.seqs.end() || it->second->backend_added) continue;
+    s.backend.add_sequence(id, it->second->request.sampling);
+    it->second->backend_added = true;
+  }
+  s.pending_adds.clear();
   if (!s.inflight.empty()) {
     // Speculate only behind a single step in flight, when nothing asks for a drained pipeline.
     if (!s.overlap || s.inflight.size() > 1 || s.drain_next ||

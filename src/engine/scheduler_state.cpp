@@ -160,7 +160,7 @@ void SchedulerState::finish(Sequence* seq, FinishReason reason, RequestEvent eve
   seq->pages.release(pool);
   erase_from(running, seq);
   erase_from(waiting, seq);
-  backend.remove_sequence(seq->id);
+  if (seq->backend_added) backend.remove_sequence(seq->id);
   seq->status = SequenceStatus::kFinished;
   seq->finish = reason;
   event.finish = reason;

@@ -27,6 +27,9 @@ struct SchedulerState {
   std::vector<Sequence*> running;                      // ascending arrival (oldest first)
   std::vector<Sequence*> waiting;                      // ascending arrival (oldest first)
   std::vector<uint64_t> cancels;                       // ids to cancel at the next step
+  // Requests added since the last schedule(): the backend learns of them there, on the thread that
+  // makes every other backend call (add() may run on a client thread while a step runs).
+  std::vector<uint64_t> pending_adds;
   uint64_t next_id = 1;
   uint64_t next_arrival = 0;
   EngineMetrics metrics;

@@ -100,7 +100,8 @@ class Backend {
   virtual PagePool& pool() = 0;
 
   /// A sequence enters the engine: set up its sampler state (seeded RNG). Called once per
-  /// request, before its first step; survives preemption.
+  /// request, before its first step, on the thread that makes every other call of this
+  /// interface (the scheduler defers it to the next schedule()); survives preemption.
   virtual void add_sequence(uint64_t seq_id, const SamplingParams& params) = 0;
   /// The sequence finished or was cancelled: drop its sampler state.
   virtual void remove_sequence(uint64_t seq_id) = 0;

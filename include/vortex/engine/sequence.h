@@ -45,7 +45,8 @@ struct Sequence {
   int32_t num_preemptions = 0;
   /// Times a younger request was admitted while this one waited (starvation guard).
   int32_t times_passed_over = 0;
-  bool scheduled = false;  ///< has a chunk in the step being planned
+  bool scheduled = false;      ///< has a chunk in the step being planned
+  bool backend_added = false;  ///< Backend::add_sequence has been called (at a schedule())
   /// Overlapped steps: launched steps not yet committed that hold a chunk of this sequence, and
   /// how many of those sample it (their tokens are not in `tokens` yet).
   int32_t chunks_in_flight = 0;
