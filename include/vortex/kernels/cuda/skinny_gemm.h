@@ -38,6 +38,7 @@ struct SkinnyGemmShape {
   int32_t splits = 1;
   int32_t k_per_split = 0;
   int32_t k_groups = 1;  ///< 1, 2 or 4
+  bool operator==(const SkinnyGemmShape&) const = default;
 };
 
 /// Whether the kernel handles this product: 1 <= n <= 64, k a multiple of 32 (and short enough that

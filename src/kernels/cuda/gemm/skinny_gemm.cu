@@ -312,11 +312,7 @@ std::vector<SkinnyGemmShape> skinny_gemm_shapes(int64_t n, int64_t m, int64_t k,
     for (int32_t k_groups : {1, 2, 4}) {
       const SkinnyGemmShape s = skinny_gemm_shape(n, m, k, num_sms, k_groups, ctas_per_sm);
       if (s.tiles == 0) continue;
-      const bool seen = std::any_of(out.begin(), out.end(), [&](const SkinnyGemmShape& o) {
-        return o.tiles == s.tiles && o.splits == s.splits && o.k_per_split == s.k_per_split &&
-               o.k_groups == s.k_groups;
-      });
-      if (!seen) out.push_back(s);
+      if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
     }
   }
   return out;

@@ -91,33 +91,26 @@ DecodeSchedule default_decode_schedule() {
 }
 
 namespace {
-/// The pool share of kStream runs: VORTEX_ATTN_POOL=<percent 0..50> (read once), else
-/// kDefaultPoolPercent.
-constexpr int32_t kDefaultPoolPercent = 0;
+/// The integer in environment variable `name` when it lies in [lo, hi], else `fallback`.
+int32_t env_int(const char* name, int32_t lo, int32_t hi, int32_t fallback) {
+  const char* env = std::getenv(name);
+  if (env == nullptr) return fallback;
+  const int v = std::atoi(env);
+  return v >= lo && v <= hi ? v : fallback;
+}
+
+// Process-wide defaults, read once: the kStream pool share (percent, 0 = static cut) and its
+// chunks per CTA, and the CTAs per SM (0 = as many as fit).
 int32_t default_pool_percent() {
-  static const int32_t k = [] {
-    const char* env = std::getenv("VORTEX_ATTN_POOL");
-    const int v = env != nullptr ? std::atoi(env) : -1;
-    return v >= 0 && v <= 50 ? v : kDefaultPoolPercent;
-  }();
+  static const int32_t k = env_int("VORTEX_ATTN_POOL", 0, 50, 0);
   return k;
 }
-
 int32_t default_pool_chunks() {
-  static const int32_t k = [] {
-    const char* env = std::getenv("VORTEX_ATTN_POOL_CHUNKS");
-    const int v = env != nullptr ? std::atoi(env) : -1;
-    return v >= 1 && v <= 64 ? v : 4;
-  }();
+  static const int32_t k = env_int("VORTEX_ATTN_POOL_CHUNKS", 1, 64, 4);
   return k;
 }
-
 int32_t default_ctas_per_sm() {
-  static const int32_t k = [] {
-    const char* env = std::getenv("VORTEX_ATTN_CTAS_PER_SM");
-    const int v = env != nullptr ? std::atoi(env) : 0;
-    return v >= 1 && v <= 64 ? v : 0;
-  }();
+  static const int32_t k = env_int("VORTEX_ATTN_CTAS_PER_SM", 1, 64, 0);
   return k;
 }
 }  // namespace
