@@ -96,7 +96,8 @@ void run_gemm_benches(const Options& o, Report& r) {
         DeviceVec<uint8_t> ws(std::max<size_t>(1, cuda::skinny_gemm_workspace_bytes(cut, n, sh.m)));
         if (!cuda::skinny_gemm_init_workspace(ws.data(), cut, n, sh.m, s).is_ok()) continue;
         const std::string label = "skinny kg" + std::to_string(cut.k_groups) + " s" +
-                                  std::to_string(cut.splits) + " t" + std::to_string(cut.tiles);
+                                  std::to_string(cut.splits) + " t" + std::to_string(cut.tiles) +
+                                  (cut.cluster ? " cluster" : "");
         record(label.c_str(), time_graph(s, copies, o.quick ? 5 : 15, [&](int i) {
                  (void)cuda::skinny_gemm(xp, wp(i), y.data(), DType::kBF16, n, sh.m, sh.k, 0.0f,
                                          cut, ws.data(), s);

@@ -99,11 +99,12 @@ TEST(CudaGemm, PlansAreCachedPerShape) {
 
 // The skinny kernel directly: rows 1..64 (every NT instantiation, partial row tiles), features
 // that are not a multiple of the row tile, k from one chunk to 6144, unsplit and split-K, every
-// cut the autotuner may pick (k_groups 1/2/4: the k slices of a CTA summed in shared memory).
+// cut the autotuner may pick (k_groups 1/2/4: the k slices of a CTA summed in shared memory;
+// split-K summed by the last CTA of a tile or over a thread-block cluster's shared memory).
 TEST(CudaSkinnyGemm, MatchesCpuMatmulUnsplitAndSplit) {
   VORTEX_SKIP_WITHOUT_GPU();
   std::mt19937 rng(7);
-  int unsplit = 0, split = 0;
+  int unsplit = 0, split = 0, cluster = 0;
   std::map<int, int> k_groups_seen;
   for (auto [n, m, k] : {std::tuple{1, 2048, 2048},
                          {5, 100, 32},
@@ -130,6 +131,7 @@ TEST(CudaSkinnyGemm, MatchesCpuMatmulUnsplitAndSplit) {
     for (const cuda::SkinnyGemmShape& shape : cuts) {
       ASSERT_GT(shape.tiles, 0);
       (shape.splits == 1 ? unsplit : split) += 1;
+      cluster += shape.cluster ? 1 : 0;
       k_groups_seen[shape.k_groups] += 1;
       const std::string what = std::to_string(n) + "x" + std::to_string(m) + "x" +
                                std::to_string(k) + " " + cuda::describe(shape);
@@ -170,6 +172,7 @@ TEST(CudaSkinnyGemm, MatchesCpuMatmulUnsplitAndSplit) {
   }
   EXPECT_GT(unsplit, 0);
   EXPECT_GT(split, 0);
+  EXPECT_GT(cluster, 0);  // split-K reduced over a thread-block cluster's shared memory
   EXPECT_GT(k_groups_seen[2], 0);
   EXPECT_GT(k_groups_seen[4], 0);
 }

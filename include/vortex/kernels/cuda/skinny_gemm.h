@@ -6,10 +6,11 @@
 // both operands (a dot product does not depend on the order of its terms). A CTA's 8 warps cover
 // 128 / k_groups output features x k_groups slices of its k range (reduced through shared memory
 // in slice order); split-K over CTAs when that leaves too few CTAs to fill the GPU, reduced by
-// the last CTA of each tile in split order, so results are deterministic. The first weights are
-// requested before the kernel waits for its predecessor (programmatic dependent launch: weights
-// do not depend on it). cuda::Gemm times every cut (skinny_gemm_shapes) against cuBLASLt per
-// shape and keeps the fastest.
+// the last CTA of each tile in split order or, for cluster cuts, by the CTAs of a thread-block
+// cluster over distributed shared memory in split order, so results are deterministic. The first
+// weights are requested before the kernel waits for its predecessor (programmatic dependent launch:
+// weights do not depend on it). cuda::Gemm times every cut (skinny_gemm_shapes) against cuBLASLt
+// per shape and keeps the fastest.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -38,6 +39,9 @@ struct SkinnyGemmShape {
   int32_t splits = 1;
   int32_t k_per_split = 0;
   int32_t k_groups = 1;  ///< 1, 2 or 4
+  /// Split-K reduced inside a thread-block cluster (the splits of a tile, 2..8) over distributed
+  /// shared memory instead of through global partials and a last-CTA sum; needs no workspace.
+  bool cluster = false;
   bool operator==(const SkinnyGemmShape&) const = default;
 };
 
@@ -53,8 +57,10 @@ bool skinny_gemm_supported(const void* x, const void* w, DType y_dtype, int64_t 
 SkinnyGemmShape skinny_gemm_shape(int64_t n, int64_t m, int64_t k, int32_t num_sms,
                                   int32_t k_groups = 1, int32_t ctas_per_sm = 2);
 
-/// The distinct cuts worth timing for a product (k_groups 1/2/4 x 1 or 2 CTAs per SM); the first
-/// is skinny_gemm_shape's default. Empty when the kernel cannot run the shape.
+/// The distinct cuts worth timing for a product: k_groups 1/2/4 x 1 or 2 CTAs per SM with the
+/// global split-K reduction (the first is skinny_gemm_shape's default), then cluster-reduced cuts
+/// for every split count 2..8 that fills between half of the SMs and two waves. Empty when the
+/// kernel cannot run the shape.
 std::vector<SkinnyGemmShape> skinny_gemm_shapes(int64_t n, int64_t m, int64_t k, int32_t num_sms);
 
 /// "k_groups=2 splits=4 tiles=64 k_per_split=512", for logs and reports.

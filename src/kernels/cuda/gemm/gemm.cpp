@@ -288,7 +288,19 @@ struct Gemm::Impl {
     const bool skinny_ok = skinny_mode != SkinnyGemmMode::kOff && !capture &&
                            skinny_gemm_supported(x, w, y_dtype, n, m, k);
     if (skinny_ok && skinny_mode == SkinnyGemmMode::kOn) {
-      VORTEX_RETURN_IF_ERROR(use_skinny(*p, skinny_gemm_shape(n, m, k, num_sms), n, m, stream));
+      // Forced on: the fastest cut when timing is allowed, else the default cut.
+      float ms = -1.0f;
+      if (tune) {
+        VORTEX_ASSIGN_OR_RETURN(ms, fastest_skinny(*p, n, m, k, y_dtype, *ops));
+      }
+      if (ms < 0.0f) {
+        VORTEX_RETURN_IF_ERROR(use_skinny(*p, skinny_gemm_shape(n, m, k, num_sms), n, m, stream));
+      }
+      if (log) {
+        std::fprintf(stderr, "[gemm] n=%lld m=%lld k=%lld forced skinny %s\n",
+                     static_cast<long long>(n), static_cast<long long>(m),
+                     static_cast<long long>(k), describe(p->shape).c_str());
+      }
       Plan* raw = p.get();
       plans.emplace(key, std::move(p));
       return raw;

@@ -7,6 +7,15 @@
 // Those 8 values feed two mma k-steps: physical k 8q + {0, 1, 2, 3} are the fragment's logical
 // k {2q, 2q + 1, 2q + 8, 2q + 9} of the first step, 8q + {4..7} the same of the second. A and B
 // use the same map, so each step sums products of matching k: a permutation of the dot product.
+//
+// Split-K is reduced one of two ways. Global (`cluster` off): each split writes fp32 partials and
+// the last CTA of a tile (atomic counter) sums them in split order. Cluster (`cluster` on, 2..8
+// splits): the splits of a tile are one thread-block cluster; each CTA leaves its partial tile in
+// its own shared memory and, after a cluster barrier, sums a 1/splits share of the tile over the
+// CTAs' shared memory (DSMEM) in split order -- no partials round trip through L2, no fence, no
+// counter, and the work of the sum is spread over the cluster instead of one CTA.
+#include <cooperative_groups.h>
+
 #include <algorithm>
 #include <string>
 #include <type_traits>
@@ -27,6 +36,7 @@ constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 static_assert(kSkinnyTileRows == kWarps * 16);
 constexpr int kMaxSplits = 16;
+constexpr int kMaxClusterSplits = 8;       // the portable cluster size
 constexpr int64_t kSmemBytes = 96 * 1024;  // staged x + k-group sums per CTA (two CTAs per SM fit)
 
 __host__ __device__ constexpr int tile_rows(int k_groups) { return 16 * (kWarps / k_groups); }
@@ -61,6 +71,12 @@ __host__ __device__ inline int x_stride(int k_per_split) {
 /// Rows of x a CTA stages (and multiplies): 8 NT for the instantiation that serves n rows.
 inline int64_t staged_rows(int64_t n) { return n <= 8 ? 8 : n <= 16 ? 16 : n <= 32 ? 32 : 64; }
 
+/// Byte offset of the cluster reduction's partial tile ([8 NT columns][tile rows] fp32): after the
+/// staged x slice and the k-group sums.
+__host__ __device__ inline int partial_offset(int nt, int k_groups, int k_per_split) {
+  return 8 * nt * x_stride(k_per_split) * 2 + reduce_bytes(k_groups, nt);
+}
+
 template <int U>
 __device__ __forceinline__ void load_group(const __nv_bfloat16* w_lo, const __nv_bfloat16* w_hi,
                                            int kc, int k_end, uint4 (&lo)[U], uint4 (&hi)[U]) {
@@ -77,8 +93,8 @@ template <int NT, int U, int KW>
 __global__ void __launch_bounds__(kThreads)
     skinny_gemm_kernel(const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w,
                        void* __restrict__ y, bool y_f32, float beta, int n, int m, int k,
-                       int k_per_split, int splits, float* __restrict__ partials,
-                       int* __restrict__ counters) {
+                       int k_per_split, int splits, bool cluster_reduce,
+                       float* __restrict__ partials, int* __restrict__ counters) {
   constexpr int RW = kWarps / KW;
   constexpr int kTileRows = tile_rows(KW);
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -169,6 +185,53 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   const bool writer = kg == 0;  // the warps that hold the CTA's sums
+
+  if (cluster_reduce) {
+    // Every thread of every CTA of the cluster takes part (cluster barriers): no early return.
+    float* part = reinterpret_cast<float*>(smem_raw + partial_offset(NT, KW, k_per_split));
+    if (writer) {
+#pragma unroll
+      for (int t = 0; t < NT; ++t) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int r = rg * 16 + g + (e >= 2 ? 8 : 0), col = t * 8 + 2 * q + (e & 1);
+          part[col * kTileRows + r] = acc[t][e];
+        }
+      }
+    }
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    cluster.sync();  // every split's partial tile is written and visible to the cluster
+    const int m0 = tile * kTileRows;
+    const int quads = n * kTileRows / 4;  // kTileRows is a multiple of 4
+    const int q_begin = static_cast<int>(static_cast<int64_t>(quads) * split / splits);
+    const int q_end = static_cast<int>(static_cast<int64_t>(quads) * (split + 1) / splits);
+    for (int f = q_begin + static_cast<int>(threadIdx.x); f < q_end; f += kThreads) {
+      float4 v[kMaxClusterSplits];
+#pragma unroll
+      for (int sp = 0; sp < kMaxClusterSplits; ++sp) {
+        if (sp < splits) {
+          v[sp] = *reinterpret_cast<const float4*>(
+              cluster.map_shared_rank(part, static_cast<unsigned>(sp)) + f * 4);
+        }
+      }
+      float4 sum = v[0];
+#pragma unroll
+      for (int sp = 1; sp < kMaxClusterSplits; ++sp) {
+        if (sp < splits) sum.x += v[sp].x, sum.y += v[sp].y, sum.z += v[sp].z, sum.w += v[sp].w;
+      }
+      const int col = (f * 4) / kTileRows, r = (f * 4) % kTileRows;
+      const float out[4] = {sum.x, sum.y, sum.z, sum.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        if (m0 + r + i < m) {
+          store_out(y, y_f32, beta, static_cast<size_t>(col) * m + m0 + r + i, out[i]);
+        }
+      }
+    }
+    cluster.sync();  // no CTA leaves while another still reads its shared memory
+    return;
+  }
 
   // acc[t] = {(row0 + g, col 2q), (row0 + g, col 2q + 1), (row0 + g + 8, 2q), (row0 + g + 8,
   // 2q + 1)} with col = t * 8 + that: y[col][row].
@@ -269,11 +332,12 @@ bool skinny_gemm_supported(const void* x, const void* w, DType y_dtype, int64_t 
          skinny_gemm_shape(n, m, k, 1).tiles > 0;
 }
 
-/// Shared memory of a CTA of the cut: the staged x slice plus the k-group reduction.
-int64_t cta_smem_bytes(int64_t n, int32_t k_groups, int64_t k_per_split) {
+/// Shared memory of a CTA of the cut: the staged x slice plus the k-group reduction (plus the
+/// partial tile the cluster reduction reads).
+int64_t cta_smem_bytes(int64_t n, int32_t k_groups, int64_t k_per_split, bool cluster = false) {
   const int64_t x_rows = staged_rows(n);
-  return x_rows * x_stride(static_cast<int>(k_per_split)) * 2 +
-         reduce_bytes(k_groups, static_cast<int>(x_rows / 8));
+  return partial_offset(static_cast<int>(x_rows / 8), k_groups, static_cast<int>(k_per_split)) +
+         (cluster ? x_rows * tile_rows(k_groups) * static_cast<int64_t>(sizeof(float)) : 0);
 }
 
 SkinnyGemmShape skinny_gemm_shape(int64_t n, int64_t m, int64_t k, int32_t num_sms,
@@ -315,17 +379,43 @@ std::vector<SkinnyGemmShape> skinny_gemm_shapes(int64_t n, int64_t m, int64_t k,
       if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
     }
   }
+  if (out.empty()) return out;  // the kernel cannot run the product
+  // Cluster-reduced cuts: every split count 2..8 per k_groups whose CTAs fill between half of the
+  // SMs and two waves of two CTAs per SM (fewer starve the memory system, more queue behind a
+  // wave); the timing picks among them.
+  const int64_t sms = std::max<int32_t>(num_sms, 1);
+  for (int32_t k_groups : {1, 2, 4}) {
+    const int64_t granule = 32 * int64_t{k_groups};
+    if (k < 2 * granule) continue;
+    const int64_t tiles = (m + tile_rows(k_groups) - 1) / tile_rows(k_groups);
+    for (int64_t want = 2; want <= kMaxClusterSplits; ++want) {
+      const int64_t per = ((k + want - 1) / want + granule - 1) / granule * granule;
+      const int64_t splits = (k + per - 1) / per;
+      const int64_t ctas = tiles * splits;
+      if (splits < 2 || ctas * 2 < sms || ctas > 4 * sms ||
+          cta_smem_bytes(n, k_groups, per, true) > kSmemBytes) {
+        continue;
+      }
+      SkinnyGemmShape s;
+      s.tiles = static_cast<int32_t>(tiles);
+      s.splits = static_cast<int32_t>(splits);
+      s.k_per_split = static_cast<int32_t>(per);
+      s.k_groups = k_groups;
+      s.cluster = true;
+      if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+    }
+  }
   return out;
 }
 
 std::string describe(const SkinnyGemmShape& shape) {
   return "k_groups=" + std::to_string(shape.k_groups) + " splits=" + std::to_string(shape.splits) +
          " tiles=" + std::to_string(shape.tiles) +
-         " k_per_split=" + std::to_string(shape.k_per_split);
+         " k_per_split=" + std::to_string(shape.k_per_split) + (shape.cluster ? " cluster" : "");
 }
 
 size_t skinny_gemm_workspace_bytes(const SkinnyGemmShape& shape, int64_t n, int64_t m) {
-  if (shape.splits <= 1) return 0;
+  if (shape.splits <= 1 || shape.cluster) return 0;
   return counter_bytes(shape) + static_cast<size_t>(shape.splits) * static_cast<size_t>(n) *
                                     static_cast<size_t>(m) * sizeof(float);
 }
@@ -334,7 +424,7 @@ Status skinny_gemm_init_workspace(void* workspace, const SkinnyGemmShape& shape,
                                   int64_t m, cudaStream_t stream) {
   (void)n;
   (void)m;
-  if (shape.splits <= 1) return Status::ok();
+  if (shape.splits <= 1 || shape.cluster) return Status::ok();
   if (workspace == nullptr) return invalid_argument("skinny_gemm: a split shape needs a workspace");
   VORTEX_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(workspace, 0, counter_bytes(shape), stream));
   return Status::ok();
@@ -354,28 +444,43 @@ Status skinny_gemm(const __nv_bfloat16* x, const __nv_bfloat16* w, void* y, DTyp
   if ((kw != 1 && kw != 2 && kw != 4) || shape.tiles != (m + tile_rows(kw) - 1) / tile_rows(kw) ||
       shape.splits < 1 || static_cast<int64_t>(shape.splits) * shape.k_per_split < k ||
       shape.k_per_split <= 0 || shape.k_per_split % (32 * kw) != 0 || shape.splits > kMaxSplits ||
-      cta_smem_bytes(n, kw, shape.k_per_split) > kSmemBytes) {
+      (shape.cluster && (shape.splits < 2 || shape.splits > kMaxClusterSplits)) ||
+      cta_smem_bytes(n, kw, shape.k_per_split, shape.cluster) > kSmemBytes) {
     return invalid_argument("skinny_gemm: the shape's cut does not match the product");
   }
-  if (shape.splits > 1 && workspace == nullptr)
+  const bool cluster = shape.cluster;
+  if (shape.splits > 1 && !cluster && workspace == nullptr)
     return invalid_argument("skinny_gemm: a split shape needs a workspace");
   int* counters = static_cast<int*>(workspace);
   float* partials =
-      shape.splits > 1
+      shape.splits > 1 && !cluster
           ? reinterpret_cast<float*>(static_cast<char*>(workspace) + counter_bytes(shape))
           : nullptr;
   const dim3 grid(static_cast<unsigned>(shape.tiles), static_cast<unsigned>(shape.splits));
   const bool f32 = y_dtype == DType::kF32;
   const int ni = static_cast<int>(n), mi = static_cast<int>(m), ki = static_cast<int>(k);
-  const size_t smem = static_cast<size_t>(cta_smem_bytes(n, kw, shape.k_per_split));
+  const size_t smem = static_cast<size_t>(cta_smem_bytes(n, kw, shape.k_per_split, cluster));
   auto launch = [&](auto kernel) -> Status {
     if (smem > 48 * 1024) {
       VORTEX_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
           kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes)));
     }
-    VORTEX_CUDA_RETURN_IF_ERROR(
-        vortex::gpu::launch_kernel(kernel, grid, kThreads, smem, stream, x, w, y, f32, beta, ni, mi,
-                                   ki, shape.k_per_split, shape.splits, partials, counters));
+    // PDL (when enabled) plus, for a cluster-reduced cut, one cluster per tile's splits.
+    cudaLaunchAttribute attrs[2];
+    cudaLaunchConfig_t config =
+        vortex::gpu::launch_config(grid, dim3(kThreads), smem, stream, &attrs[0]);
+    if (cluster) {
+      cudaLaunchAttribute& c = attrs[config.numAttrs];
+      c.id = cudaLaunchAttributeClusterDimension;
+      c.val.clusterDim.x = 1;
+      c.val.clusterDim.y = static_cast<unsigned>(shape.splits);
+      c.val.clusterDim.z = 1;
+      config.attrs = attrs;
+      ++config.numAttrs;
+    }
+    VORTEX_CUDA_RETURN_IF_ERROR(cudaLaunchKernelEx(&config, kernel, x, w, y, f32, beta, ni, mi, ki,
+                                                   shape.k_per_split, shape.splits, cluster,
+                                                   partials, counters));
     return Status::ok();
   };
   // NT x 8 rows of x per instantiation, U 32-wide k chunks per load group, KW k slices.
