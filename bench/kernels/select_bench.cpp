@@ -6,6 +6,7 @@
 
 #include "kernel_bench.h"
 #include "vortex/kernels/cuda/block_topk_flow.h"
+#include "vortex/kernels/cuda/block_topk_fused.h"
 #include "vortex/kernels/cuda/paged_decode_attention.h"
 #include "vortex/kernels/cuda/row_topk.h"
 #include "vortex/kernels/cuda/sparse_planner.h"
@@ -125,6 +126,40 @@ void pipeline_cases(const Options& o, Report& r, cudaStream_t s) {
     r.add(with_plan ? "sparse_layer_with_planner" : "sparse_layer",
           {{"B", batch}, {"L", pages * kPage}, {"selected_pages", 32}, {"copies", copies}}, ps,
           cent_bytes + sel_bytes);
+  }
+  // The same layer as one fused kernel (block_topk_fused), and its stages (scores; scores and
+  // selection; the whole layer) for a breakdown.
+  gpu::BlockTopKFusedArgs fa;
+  fa.q = q.data();
+  fa.io_dtype = DType::kF32;
+  fa.num_q_heads = kHq;
+  fa.num_kv_heads = kHkv;
+  fa.head_dim = kDim;
+  fa.centroids = cent;
+  fa.kv = f.kv();
+  fa.sel_indptr = planner.sel_indptr();
+  fa.sel_indices = planner.sel_indices();
+  fa.sel_capacity = planner.sel_capacity();
+  fa.bos = args.bos;
+  fa.eos = args.eos;
+  fa.scale = 0.088f;
+  fa.max_pages = pages;
+  fa.out = out.data();
+  for (int32_t stages : {3, 2, 1}) {
+    fa.stages = stages;
+    const Stats fs = time_calls(s, 3, groups, 4 * copies, [&](int i) {
+      fa.pt = f.table(i);
+      check(gpu::block_topk_fused(fa, s));
+    });
+    r.add("sparse_layer_fused",
+          {{"B", batch},
+           {"L", pages * kPage},
+           {"selected_pages", 32},
+           {"copies", copies},
+           {"stages", stages == 3   ? "all"
+                      : stages == 2 ? "scores+select"
+                                    : "scores"}},
+          fs, cent_bytes + (stages == 3 ? sel_bytes : 0.0));
   }
 }
 

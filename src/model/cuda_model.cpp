@@ -244,6 +244,12 @@ Expected<std::unique_ptr<CudaModel>> CudaModel::make(const ModelConfig& config,
   Impl& m = *model->impl_;
   m.config = config;
   m.options = options;
+  if (const char* v = std::getenv("VORTEX_FUSED_SPARSE")) {  // A/B runs without a rebuild
+    const std::string s = v;
+    if (s == "on") m.options.fused_sparse = CudaModelOptions::FusedSparse::kOn;
+    if (s == "off") m.options.fused_sparse = CudaModelOptions::FusedSparse::kOff;
+    if (s == "auto") m.options.fused_sparse = CudaModelOptions::FusedSparse::kAuto;
+  }
   m.max_context = options.max_context > 0 ? options.max_context : config.max_context;
   m.qkv_width = (config.num_q_heads + 2 * config.num_kv_heads) * config.head_dim;
   m.use_graphs = options.use_graphs;
@@ -256,6 +262,8 @@ Expected<std::unique_ptr<CudaModel>> CudaModel::make(const ModelConfig& config,
   }
   VORTEX_ASSIGN_OR_RETURN(m.alloc, cuda_allocator(options.device));
   VORTEX_CUDA_RETURN_IF_ERROR(cudaSetDevice(options.device));
+  VORTEX_CUDA_RETURN_IF_ERROR(
+      cudaDeviceGetAttribute(&m.num_sms, cudaDevAttrMultiProcessorCount, options.device));
   VORTEX_ASSIGN_OR_RETURN(m.owned_stream, detail::CudaStream::create());
   m.stream = m.owned_stream.get();
   VORTEX_ASSIGN_OR_RETURN(m.gemm,
@@ -426,7 +434,8 @@ Status CudaModel::wait(CudaStepResult* result) {
     p.enabled = enabled;
     double* by_stage[] = {&p.embedding_ms, &p.elementwise_ms, &p.gemm_ms,     &p.rope_append_ms,
                           &p.attention_ms, &p.cache_flow_ms,  &p.planner_ms,  &p.indexer_ms,
-                          &p.topk_ms,      &p.lm_head_ms,     &p.sampling_ms, nullptr};
+                          &p.topk_ms,      &p.lm_head_ms,     &p.sampling_ms, &p.sparse_fused_ms,
+                          nullptr};
     const auto& ev = inf.stage_events;
     for (size_t i = 0; i + 1 < ev.size(); ++i) {
       float ms = 0.0f;

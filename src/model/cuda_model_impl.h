@@ -246,6 +246,7 @@ enum class Stage : int {
   kTopK,
   kLmHead,
   kSampling,
+  kSparseFused,
   kEnd,
   kCount
 };
@@ -264,6 +265,7 @@ struct CudaModel::Impl {
   std::unique_ptr<cuda::Gemm> gemm;
   int32_t max_context = 0;
   int32_t qkv_width = 0;  // (Hq + 2 Hkv) D
+  int num_sms = 1;
 
   // RoPE table [max_context, D/2] (cos, sin).
   Buffer rope_table;
@@ -329,6 +331,11 @@ struct CudaModel::Impl {
   /// The SparseFlow of a chunk's config (resolved once), or null for dense attention.
   Expected<detail::SparseFlow*> flow_for(const flow::SparseConfig* sparse);
   Expected<gpu::SparsePlanner*> planner_for(size_t range, int32_t chunk_pages);
+  /// Bound on any request's page count (sizes the planner, the flow runner, the fused kernel).
+  int32_t max_pages_per_request() const;
+  /// Whether a decode range of `rows` requests runs flow `f`'s sparse layers fused
+  /// (options.fused_sparse, the flow's kernels, one CTA per request x KV head vs the SMs).
+  bool use_fused_layer(const detail::SparseFlow& f, int32_t rows, int32_t page_size) const;
   Status sparse_attention(const detail::StepShape& s, const KVCache& cache, int32_t layer,
                           gpu::PagedDecodeAttention* op, detail::InflightStep* timing);
   /// Reads back range `r`'s selection of `layer` and hands it to selection_hook (synchronises).

@@ -19,6 +19,7 @@
 #include "cuda_model_kernels.h"
 #include "vortex/core/cuda_check.h"
 #include "vortex/kernels/cuda/block_topk_flow.h"
+#include "vortex/kernels/cuda/block_topk_fused.h"
 #include "vortex/kernels/cuda/row_topk.h"
 #if VORTEX_HAVE_FLOW_CUDA
 #include "vortex/kernels/cuda/flow_runtime.h"
@@ -61,6 +62,34 @@ class BlockTopKKernels final : public CudaFlowKernels {
                const gpu::WorkListView& work, float* scores, cudaStream_t stream) override {
     VORTEX_ASSIGN_OR_RETURN(AuxFieldView f, field(cache, layer));
     return gpu::centroid_scores(q, DType::kBF16, hq_, hkv_, dim_, f, pt, work, scores, stream);
+  }
+
+  bool has_fused_layer(int32_t page_size, int32_t max_pages) const override {
+    return gpu::block_topk_fused_supported(hq_, hkv_, dim_, page_size, DType::kBF16, max_pages);
+  }
+
+  Status fused_layer(const KVCache& cache, int32_t layer, const FusedLayer& args,
+                     cudaStream_t stream) override {
+    VORTEX_ASSIGN_OR_RETURN(AuxFieldView f, field(cache, layer));
+    gpu::BlockTopKFusedArgs a;
+    a.q = args.q;
+    a.io_dtype = DType::kBF16;
+    a.num_q_heads = hq_;
+    a.num_kv_heads = hkv_;
+    a.head_dim = dim_;
+    a.centroids = f;
+    a.kv = cache.layer(layer);
+    a.pt = args.pt;
+    a.sel_indptr = args.sel_indptr;
+    a.sel_indices = args.sel_indices;
+    a.sel_capacity = args.sel_capacity;
+    a.bos = args.bos;
+    a.eos = args.eos;
+    a.tolerance = args.tolerance;
+    a.scale = args.scale;
+    a.max_pages = args.max_pages;
+    a.out = args.out;
+    return gpu::block_topk_fused(a, stream);
   }
 
  private:
@@ -198,8 +227,8 @@ Expected<detail::SparseFlow*> CudaModel::Impl::flow_for(const flow::SparseConfig
       rc.head_dim = config.head_dim;
       rc.page_size = b.block_size;
       rc.max_batch = capacity.chunks;
-      rc.max_pages_per_request = (max_context + 15) / 16 + 1;  // as planner_for
-      rc.max_total_pages = capacity.pages;                     // as `scores`
+      rc.max_pages_per_request = max_pages_per_request();  // as planner_for
+      rc.max_total_pages = capacity.pages;                 // as `scores`
       rc.device = options.device;
       VORTEX_ASSIGN_OR_RETURN(auto runner, gpu::CudaFlowRunner::create(f->config, rc));
       auto kernels = std::make_unique<GeneratedFlowKernels>(std::move(runner));
@@ -222,6 +251,18 @@ Expected<detail::SparseFlow*> CudaModel::Impl::flow_for(const flow::SparseConfig
   return raw;
 }
 
+int32_t CudaModel::Impl::max_pages_per_request() const { return (max_context + 15) / 16 + 1; }
+
+bool CudaModel::Impl::use_fused_layer(const detail::SparseFlow& f, int32_t rows,
+                                      int32_t page_size) const {
+  using Mode = CudaModelOptions::FusedSparse;
+  if (options.fused_sparse == Mode::kOff) return false;
+  if (!f.kernels->has_fused_layer(page_size, max_pages_per_request())) return false;
+  // One CTA per (request, KV head): below one row per SM the split pipeline keeps more SMs busy.
+  return options.fused_sparse == Mode::kOn ||
+         int64_t{rows} * config.num_kv_heads >= static_cast<int64_t>(num_sms);
+}
+
 Expected<gpu::SparsePlanner*> CudaModel::Impl::planner_for(size_t range, int32_t chunk_pages) {
   const auto key = std::make_pair(range, chunk_pages);
   auto it = planners.find(key);
@@ -229,7 +270,7 @@ Expected<gpu::SparsePlanner*> CudaModel::Impl::planner_for(size_t range, int32_t
   gpu::PlannerConfig pc;
   pc.max_batch = capacity.chunks;
   pc.num_kv_heads = config.num_kv_heads;
-  pc.max_pages_per_request = (max_context + 15) / 16 + 1;
+  pc.max_pages_per_request = max_pages_per_request();
   pc.chunk_pages = chunk_pages;
   pc.device = options.device;
   VORTEX_ASSIGN_OR_RETURN(gpu::SparsePlanner planner, gpu::SparsePlanner::create(pc));
@@ -267,6 +308,26 @@ Status CudaModel::Impl::sparse_attention(const detail::StepShape& s, const KVCac
                                      : planner->plan(pt, f->args, layer, stream));
       detail::accumulate_count(planner->totals(), f->plan_per_layer ? 1 : f->sparse_layers,
                                static_cast<long long*>(selected_acc.data()), stream);
+    }
+    if (use_fused_layer(*f, r.count, cache.config().page_size)) {
+      // Scores, selection and attention in one launch (the selection lands where select_topk
+      // writes it, so the hook below reads it the same way).
+      mark(timing, detail::Stage::kSparseFused);
+      CudaFlowKernels::FusedLayer fl;
+      fl.q = q_r;
+      fl.pt = pt;
+      fl.sel_indptr = planner->sel_indptr();
+      fl.sel_indices = planner->sel_indices();
+      fl.sel_capacity = planner->sel_capacity();
+      fl.bos = f->args.bos;
+      fl.eos = f->args.eos;
+      fl.tolerance = f->tolerance;
+      fl.scale = scale;
+      fl.max_pages = max_pages_per_request();
+      fl.out = out_r;
+      VORTEX_RETURN_IF_ERROR(f->kernels->fused_layer(cache, layer, fl, stream));
+      if (selection_hook) VORTEX_RETURN_IF_ERROR(report_selection(r, layer, *planner));
+      continue;
     }
     mark(timing, detail::Stage::kIndexer);
     VORTEX_RETURN_IF_ERROR(f->kernels->score(cache, layer, q_r, pt, planner->worklist(),

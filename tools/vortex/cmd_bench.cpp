@@ -506,10 +506,15 @@ int run_decode_bench(const DecodeBenchOptions& o) {
   fmt::print("\nstage breakdown of one eager step ({:.3f} ms, events between stages):\n",
              profile.total_ms);
   const std::vector<std::pair<std::string, double>> stages = {
-      {"attention", profile.attention_ms}, {"indexer", profile.indexer_ms},
-      {"top-k", profile.topk_ms},          {"cache flow", profile.cache_flow_ms},
-      {"planner", profile.planner_ms},     {"GEMMs", profile.gemm_ms},
-      {"LM head", profile.lm_head_ms},     {"other (norms, rope+append, embed, sample)", other}};
+      {"attention", profile.attention_ms},
+      {"indexer", profile.indexer_ms},
+      {"top-k", profile.topk_ms},
+      {"fused sparse layer", profile.sparse_fused_ms},
+      {"cache flow", profile.cache_flow_ms},
+      {"planner", profile.planner_ms},
+      {"GEMMs", profile.gemm_ms},
+      {"LM head", profile.lm_head_ms},
+      {"other (norms, rope+append, embed, sample)", other}};
   for (const auto& [name, ms] : stages) {
     fmt::print("  {:<42} {:8.3f} ms {:5.1f}%\n", name, ms,
                100.0 * ms / std::max(1e-9, profile.total_ms));
@@ -544,6 +549,7 @@ int run_decode_bench(const DecodeBenchOptions& o) {
                     {"attention", profile.attention_ms},
                     {"indexer", profile.indexer_ms},
                     {"topk", profile.topk_ms},
+                    {"sparse_fused", profile.sparse_fused_ms},
                     {"cache_flow", profile.cache_flow_ms},
                     {"planner", profile.planner_ms},
                     {"gemm", profile.gemm_ms},

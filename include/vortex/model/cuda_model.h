@@ -42,6 +42,12 @@ struct CudaModelOptions {
   bool gemm_autotune = true;
   /// Decode batch-size buckets (ascending); empty: 1 2 4 8 16 24 32 48 64 96 128 ... max_batch.
   std::vector<int32_t> graph_buckets;
+  /// A flow's sparse layers as one fused kernel (scores + top-k + attention, one CTA per row of
+  /// requests x KV heads) where the flow has one (block_topk): kAuto when a decode range has at
+  /// least as many rows as the GPU has SMs, kOn whenever the shape is covered, kOff never.
+  /// VORTEX_FUSED_SPARSE=auto|on|off overrides it (for A/B runs).
+  enum class FusedSparse { kAuto, kOn, kOff };
+  FusedSparse fused_sparse = FusedSparse::kAuto;
 };
 
 /// How to sample the logits row of one chunk with want_logits, on the device.
@@ -72,6 +78,9 @@ struct StepProfile {
   double embedding_ms = 0, elementwise_ms = 0, gemm_ms = 0, rope_append_ms = 0, attention_ms = 0;
   double cache_flow_ms = 0, planner_ms = 0, indexer_ms = 0, topk_ms = 0, lm_head_ms = 0;
   double sampling_ms = 0, total_ms = 0;
+  /// Fused sparse layers (indexer + top-k + attention in one kernel; then indexer_ms and topk_ms
+  /// stay 0 for those layers).
+  double sparse_fused_ms = 0;
 };
 
 /// The device half of one flow inside a CUDA decode step: its cache flow and its indexer. The
@@ -91,6 +100,37 @@ class CudaFlowKernels {
   ///   q  [pt.batch_size, H_q, D] bf16, after RoPE and q-norm
   virtual Status score(const KVCache& cache, int32_t layer, const void* q, const PageTableView& pt,
                        const gpu::WorkListView& work, float* scores, cudaStream_t stream) = 0;
+
+  /// What a fused sparse layer needs besides the cache and the layer.
+  struct FusedLayer {
+    const void* q = nullptr;  ///< [pt.batch_size, H_q, D] bf16
+    PageTableView pt;
+    const int32_t* sel_indptr = nullptr;  ///< the planner's selection (counts planned)
+    int32_t* sel_indices = nullptr;       ///< written: the selection, as select_topk writes it
+    int64_t sel_capacity = 0;
+    int32_t bos = 0, eos = 1;
+    float tolerance = 0.f;
+    float scale = 0.f;
+    int32_t max_pages = 0;  ///< bound on any request's page count
+    void* out = nullptr;    ///< [pt.batch_size, H_q, D] bf16
+  };
+  /// Whether fused_layer() covers this model shape, page size and page-count bound (default: no
+  /// fused kernel).
+  virtual bool has_fused_layer(int32_t page_size, int32_t max_pages) const {
+    (void)page_size;
+    (void)max_pages;
+    return false;
+  }
+  /// The whole sparse layer in one launch: scores, the selection into sel_indices (the same
+  /// entries score + select_topk produce) and attention over it into `out`.
+  virtual Status fused_layer(const KVCache& cache, int32_t layer, const FusedLayer& args,
+                             cudaStream_t stream) {
+    (void)cache;
+    (void)layer;
+    (void)args;
+    (void)stream;
+    return unsupported("this flow has no fused sparse layer");
+  }
 };
 
 /// Makes the CUDA kernels of a flow that has no hand-written implementation.

@@ -1,7 +1,7 @@
 // The hand-written block_topk flow on the GPU: page centroids (cache flow) and centroid scores
 // (indexer, both kernels) against host computations, untouched entries left alone, and the whole
 // sparse layer (planner -> scores -> top-k -> attention over the selection) against references
-// here.
+// here; the fused layer kernel (scores + top-k + attention in one launch) against that pipeline.
 #include "vortex/kernels/cuda/block_topk_flow.h"
 
 #include <cuda_runtime_api.h>
@@ -15,6 +15,7 @@
 
 #include "attention_reference.h"
 #include "gpu_test_util.h"
+#include "vortex/kernels/cuda/block_topk_fused.h"
 #include "vortex/kernels/cuda/paged_decode_attention.h"
 #include "vortex/kernels/cuda/row_topk.h"
 #include "vortex/kernels/cuda/sparse_planner.h"
@@ -92,8 +93,12 @@ struct Layer {
   std::vector<float> q;              // [B, H_q, D]
 };
 
-Layer make_layer(const std::vector<int32_t>& pages, std::mt19937_64& rng) {
+Layer make_layer(const std::vector<int32_t>& pages, std::mt19937_64& rng, int32_t g = 2,
+                 int32_t dim = 128, int32_t page = 16) {
   Layer l;
+  l.g = g;
+  l.dim = dim;
+  l.page = page;
   l.t = gpu_test::random_page_table(pages, l.page, rng);
   const size_t tiles = static_cast<size_t>(l.t.num_pages) * l.h_kv;
   l.k = random_bf16(tiles * l.page * l.dim, rng);
@@ -228,6 +233,99 @@ TEST(BlockTopKFlow, SparseLayerMatchesReferences) {
       }
     }
   }
+}
+
+// The fused kernel selects bitwise what centroid_scores + select_topk select (same arithmetic, same
+// radix select), for several groups, head dims, page sizes and bos/eos, with dense, sparse and
+// empty rows; its attention equals the host reference over that selection.
+TEST(BlockTopKFlow, FusedLayerSelectsLikeThePipelineAndAttends) {
+  VORTEX_REQUIRE_GPU();
+  struct Case {
+    int32_t g, dim, page, topk, bos, eos;
+  };
+  int checked_sparse = 0;
+  for (const Case c : {Case{2, 128, 16, 30, 1, 1}, Case{3, 64, 32, 8, 0, 2},
+                       Case{8, 128, 16, 30, 2, 1}, Case{1, 64, 16, 5, 1, 1}}) {
+    std::mt19937_64 rng(11 + c.g * 7 + c.dim);
+    const std::vector<int32_t> pages = {1, 20, 0, 700, 64, 2000, 31, 1500, 37};
+    Layer l = make_layer(pages, rng, c.g, c.dim, c.page);
+    const int32_t batch = l.t.batch(), rows = batch * l.h_kv, h_q = l.h_kv * l.g;
+    ASSERT_TRUE(block_topk_fused_supported(h_q, l.h_kv, l.dim, l.page, DType::kF32, 2000));
+    PlannerConfig pc;
+    pc.max_batch = batch;
+    pc.num_kv_heads = l.h_kv;
+    pc.max_pages_per_request = 2000;
+    pc.chunk_pages = 64;
+    auto planner = SparsePlanner::create(pc);
+    ASSERT_TRUE(planner.has_value()) << planner.status().to_string();
+    DeviceArray<int32_t> indptr(l.t.indptr), indices(l.t.indices), last(l.t.last);
+    DeviceArray<uint16_t> dk(l.k), dv(l.v), dc(l.cent);
+    DeviceArray<float> dq(l.q), out(l.q.size());
+    DeviceArray<float> scores(l.t.indices.size() * l.h_kv);
+    const PageTableView pt{indptr.data(), indices.data(), last.data(), batch};
+    const BudgetArgs args{c.topk, 0.f, c.bos, c.eos};
+    const AuxFieldView cent{dc.data(), 1, l.dim};
+    ASSERT_TRUE(planner->plan(pt, args, 1, 0).is_ok());
+    ASSERT_TRUE(centroid_scores(dq.data(), DType::kF32, h_q, l.h_kv, l.dim, cent, pt,
+                                planner->worklist(), scores.data(), 0)
+                    .is_ok());
+    ASSERT_TRUE(select_topk(scores.data(), DType::kF32, pt, l.h_kv, planner->sel_indptr(),
+                            planner->sel_indices(), planner->sel_capacity(), args.bos, args.eos,
+                            0.f, 0)
+                    .is_ok());
+    VORTEX_CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<int32_t> sel_indptr(rows + 1);
+    VORTEX_CUDA_CHECK(cudaMemcpy(sel_indptr.data(), planner->sel_indptr(), sel_indptr.size() * 4,
+                                 cudaMemcpyDeviceToHost));
+    std::vector<int32_t> want(sel_indptr.back()), got_sel(sel_indptr.back());
+    VORTEX_CUDA_CHECK(
+        cudaMemcpy(want.data(), planner->sel_indices(), want.size() * 4, cudaMemcpyDeviceToHost));
+    VORTEX_CUDA_CHECK(cudaMemset(planner->sel_indices(), 0xff, want.size() * 4));
+
+    BlockTopKFusedArgs a;
+    a.q = dq.data();
+    a.io_dtype = DType::kF32;
+    a.num_q_heads = h_q;
+    a.num_kv_heads = l.h_kv;
+    a.head_dim = l.dim;
+    a.centroids = cent;
+    a.kv = KVLayerView{dk.data(), dv.data(), l.t.num_pages, l.h_kv, l.page, l.dim};
+    a.pt = pt;
+    a.sel_indptr = planner->sel_indptr();
+    a.sel_indices = planner->sel_indices();
+    a.sel_capacity = planner->sel_capacity();
+    a.bos = c.bos;
+    a.eos = c.eos;
+    a.scale = 1.f / std::sqrt(static_cast<float>(l.dim));
+    a.max_pages = 2000;
+    a.out = out.data();
+    out.poison();
+    ASSERT_TRUE(block_topk_fused(a, 0).is_ok());
+    VORTEX_CUDA_CHECK(cudaDeviceSynchronize());
+    VORTEX_CUDA_CHECK(cudaMemcpy(got_sel.data(), planner->sel_indices(), got_sel.size() * 4,
+                                 cudaMemcpyDeviceToHost));
+    const std::string what = "g " + std::to_string(c.g) + " dim " + std::to_string(c.dim) +
+                             " page " + std::to_string(c.page);
+    ASSERT_EQ(got_sel, want) << what;
+    const std::vector<float> got = out.download();
+    for (int32_t b = 0; b < batch; ++b) {
+      checked_sparse += l.t.pages(b) > c.topk + c.bos + c.eos ? 1 : 0;
+      for (int32_t h = 0; h < l.h_kv; ++h) {
+        const int32_t r = b * l.h_kv + h;
+        const std::vector<int32_t> sel(want.begin() + sel_indptr[r],
+                                       want.begin() + sel_indptr[r + 1]);
+        std::vector<double> ref(l.dim), mine(l.dim);
+        for (int32_t x = 0; x < l.g; ++x) {
+          const size_t at = ((static_cast<size_t>(b) * l.h_kv + h) * l.g + x) * l.dim;
+          gpu_test::attention_row(l.k, l.v, l.h_kv, l.page, l.dim, sel, l.t.last[b], h, &l.q[at],
+                                  a.scale, ref.data());
+          for (int32_t d = 0; d < l.dim; ++d) mine[d] = got[at + d];
+          EXPECT_LE(gpu_test::rel_l2(mine, ref), 1e-4) << what << " row " << r << " head " << x;
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked_sparse, 8);
 }
 
 }  // namespace

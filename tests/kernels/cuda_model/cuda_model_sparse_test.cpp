@@ -42,11 +42,13 @@ struct SparsePair {
   Side cpu_side, gpu_side;
 
   SparsePair(const ModelConfig& c, const flow::SparseConfig* sparse, int32_t pages,
-             int32_t requests)
+             int32_t requests,
+             CudaModelOptions::FusedSparse fused = CudaModelOptions::FusedSparse::kAuto)
       : config(c) {
     const WeightMap w = bf16_exact(synthetic_weights(c, 17).value());
     cpu = CpuModel::create(c, w).value();
     CudaModelOptions opt;
+    opt.fused_sparse = fused;
     opt.max_batch = 8;
     opt.max_tokens = 1024;
     opt.max_context = 2048;
@@ -156,12 +158,11 @@ double cpu_score(const KVCache& cache, int32_t layer, const PageTable& table, in
 //      tie-break;
 //   3. a second CPU model keeps its own selection: its distance to the GPU is printed (not
 //      checked) with the step's swaps, to show whether independent selections explain the rest.
-TEST(CudaModelSparse, BlockTopKDecodeMatchesCpu) {
-  VORTEX_SKIP_WITHOUT_GPU();
+void block_topk_decode_matches_cpu(CudaModelOptions::FusedSparse fused) {
   const ModelConfig c =
       small_config("gpu-qwen3-sparse", Arch::kQwen3, 3, 256, 4, 2, 128, 768, 2048);
   const flow::SparseConfig sparse = block_topk(4, {0});
-  SparsePair p(c, &sparse, 256, 3);
+  SparsePair p(c, &sparse, 256, 3, fused);
   const auto V = c.vocab_size;
   const int32_t hkv = c.num_kv_heads, group = c.num_q_heads / c.num_kv_heads, D = c.head_dim;
 
@@ -337,6 +338,18 @@ TEST(CudaModelSparse, BlockTopKDecodeMatchesCpu) {
   p.gpu->set_selection_hook(nullptr);
 }
 
+TEST(CudaModelSparse, BlockTopKDecodeMatchesCpu) {
+  VORTEX_SKIP_WITHOUT_GPU();
+  // 3 requests x 2 KV heads: fewer rows than SMs, so auto runs the split pipeline.
+  block_topk_decode_matches_cpu(CudaModelOptions::FusedSparse::kAuto);
+}
+
+// The same with every sparse layer as the fused kernel (scores + top-k + attention in one launch).
+TEST(CudaModelSparse, BlockTopKFusedDecodeMatchesCpu) {
+  VORTEX_SKIP_WITHOUT_GPU();
+  block_topk_decode_matches_cpu(CudaModelOptions::FusedSparse::kOn);
+}
+
 // Flows without hand-written kernels run through the flow compiler's CUDA backend (generated
 // kernels, NVRTC): CudaModel's sparse decode matches CpuModel's, including a custom budget policy
 // that reads the layer (planned per layer) and a flow keeping per-page state (Save).
@@ -445,12 +458,25 @@ TEST(CudaModelSparse, MixedDenseAndSparseRequestsInOneStep) {
   }
 }
 
+void graph_replay_equals_eager(const ModelConfig& c, const flow::SparseConfig& sparse,
+                               CudaModelOptions::FusedSparse fused);
+
+// A graph-replayed sparse decode gives the eager tokens, with the split pipeline and fused.
 TEST(CudaModelSparse, GraphReplayEqualsEagerForSparseDecode) {
   VORTEX_SKIP_WITHOUT_GPU();
   const ModelConfig c =
       small_config("gpu-qwen3-sparse", Arch::kQwen3, 2, 256, 4, 2, 128, 768, 2048);
   const flow::SparseConfig sparse = block_topk(4, {0});
+  for (auto fused : {CudaModelOptions::FusedSparse::kOff, CudaModelOptions::FusedSparse::kOn}) {
+    SCOPED_TRACE(fused == CudaModelOptions::FusedSparse::kOn ? "fused" : "split pipeline");
+    graph_replay_equals_eager(c, sparse, fused);
+  }
+}
+
+void graph_replay_equals_eager(const ModelConfig& c, const flow::SparseConfig& sparse,
+                               CudaModelOptions::FusedSparse fused) {
   CudaModelOptions opt;
+  opt.fused_sparse = fused;
   opt.max_batch = 8;
   opt.max_tokens = 1024;
   opt.max_context = 2048;

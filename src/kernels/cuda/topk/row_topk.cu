@@ -1,12 +1,12 @@
 // Radix top-k per row: one CTA per row; four 8-bit passes over order-preserving 32-bit keys find
 // the boundary key and how many of its ties to keep (ties -> lower page), then one block scan
-// compacts the chosen candidates in ascending page order. Keys of rows up to kCacheKeys
-// candidates stay in shared memory after the first pass; longer rows re-read (L2) per pass.
+// compacts the chosen candidates in ascending page order (radix_select.cuh). The keys of rows up
+// to kCacheKeys candidates are read once into shared memory; longer rows re-read (L2) per pass.
 #include <cmath>
-#include <cub/block/block_scan.cuh>
 #include <string>
 
 #include "../common/device_utils.cuh"
+#include "radix_select.cuh"
 #include "vortex/core/cuda_check.h"
 #include "vortex/kernels/cuda/budget_policy.h"
 #include "vortex/kernels/cuda/launch.h"
@@ -35,10 +35,7 @@ template <typename S>
 __global__ void __launch_bounds__(kThreads, 1) topk_kernel(const S* scores, const TopKParams p) {
   vortex::gpu::pdl_enter();
   __shared__ uint32_t skeys[kCacheKeys];
-  __shared__ int32_t hist[256];
-  __shared__ int32_t s_digit, s_above, s_bucket;
-  using BlockScan = cub::BlockScan<unsigned long long, kThreads>;
-  __shared__ typename BlockScan::TempStorage scan_tmp;
+  __shared__ radix::SelectShared<kThreads> sh;
 
   const int tid = threadIdx.x;
   const int32_t row = blockIdx.x;
@@ -64,110 +61,22 @@ __global__ void __launch_bounds__(kThreads, 1) topk_kernel(const S* scores, cons
 
   const S* sc =
       scores + static_cast<int64_t>(pb) * p.num_kv_heads + static_cast<int64_t>(h) * n + bos_c;
-  const bool cached = m <= kCacheKeys;
   const int32_t allowed = static_cast<int32_t>(floorf(p.tolerance * static_cast<float>(k)));
-  uint32_t prefix = 0u, mask = 0u;
-  int32_t need = k;  // how many keys equal to `prefix` (under `mask`) still to take
-
-  for (int shift = 24; shift >= 0; shift -= 8) {
-    for (int i = tid; i < 256; i += kThreads) hist[i] = 0;
-    __syncthreads();
+  uint32_t prefix, mask;
+  int32_t need;
+  auto emit = [&](int32_t pos, int32_t i) { out[bos_c + pos] = pages[bos_c + i]; };
+  if (m <= kCacheKeys) {  // keys read once into shared memory
     for (int32_t i = tid; i < m; i += kThreads) {
-      uint32_t key;
-      if (cached) {
-        if (shift == 24) {
-          key = detail::score_key(detail::load_score(sc + i));
-          skeys[i] = key;
-        } else {
-          key = skeys[i];
-        }
-      } else {
-        key = detail::score_key(detail::load_score(sc + i));
-      }
-      if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255u], 1);
+      skeys[i] = detail::score_key(detail::load_score(sc + i));
     }
     __syncthreads();
-    if (tid < 32) {
-      // Lane L owns bins [8L, 8L + 8); find the digit d with
-      // count(digits > d) < need <= count(digits >= d).
-      int32_t c[8], local = 0;
-#pragma unroll
-      for (int t = 0; t < 8; ++t) {
-        c[t] = hist[tid * 8 + t];
-        local += c[t];
-      }
-      int32_t suffix = local;  // inclusive suffix sum over lanes >= tid
-#pragma unroll
-      for (int off = 1; off < 32; off <<= 1) {
-        const int32_t v = __shfl_down_sync(0xffffffffu, suffix, off);
-        if (tid + off < 32) suffix += v;
-      }
-      const int32_t above_lane = suffix - local;
-      if (suffix >= need && above_lane < need) {
-        int32_t run = above_lane;
-        bool found = false;
-#pragma unroll
-        for (int t = 7; t >= 0; --t) {  // unrolled without break: c[] stays in registers
-          if (!found && run + c[t] >= need) {
-            found = true;
-            s_digit = tid * 8 + t;
-            s_above = run;
-            s_bucket = c[t];
-          }
-          if (!found) run += c[t];
-        }
-      }
-    }
-    __syncthreads();
-    const uint32_t digit = static_cast<uint32_t>(s_digit);
-    need -= s_above;
-    const int32_t bucket = s_bucket;
-    prefix |= digit << shift;
-    mask |= 255u << shift;
-    __syncthreads();  // everyone has read s_* before the next pass rewrites them
-    // Exact: stop when the whole boundary bucket is taken. Approximate: taking the first `need`
-    // of the bucket by page order errs on at most min(need, bucket - need) pages.
-    if (need == bucket || min(need, bucket - need) <= allowed) break;
-  }
-
-  // Compaction in page order: chosen = (key & mask) > prefix, or == prefix among the first
-  // `need` such keys.
-  int32_t carry_gt = 0, carry_eq = 0;
-  for (int32_t base = 0; base < m; base += kThreads * kItems) {
-    uint8_t flag[kItems];  // 2: above the boundary, 1: on it, 0: below
-    int32_t gt = 0, eq = 0;
-#pragma unroll
-    for (int t = 0; t < kItems; ++t) {
-      const int32_t i = base + tid * kItems + t;
-      flag[t] = 0;
-      if (i < m) {
-        const uint32_t key = cached ? skeys[i] : detail::score_key(detail::load_score(sc + i));
-        const uint32_t km = key & mask;
-        flag[t] = km > prefix ? 2 : (km == prefix ? 1 : 0);
-        gt += flag[t] == 2;
-        eq += flag[t] == 1;
-      }
-    }
-    const unsigned long long mine =
-        (static_cast<unsigned long long>(gt) << 32) | static_cast<unsigned long long>(eq);
-    unsigned long long before, total;
-    BlockScan(scan_tmp).ExclusiveSum(mine, before, total);
-    int32_t gt_before = carry_gt + static_cast<int32_t>(before >> 32);
-    int32_t eq_before = carry_eq + static_cast<int32_t>(before & 0xffffffffull);
-#pragma unroll
-    for (int t = 0; t < kItems; ++t) {
-      const int32_t i = base + tid * kItems + t;
-      if (flag[t] == 2) {
-        out[bos_c + gt_before + min(eq_before, need)] = pages[bos_c + i];
-        ++gt_before;
-      } else if (flag[t] == 1) {
-        if (eq_before < need) out[bos_c + gt_before + eq_before] = pages[bos_c + i];
-        ++eq_before;
-      }
-    }
-    carry_gt += static_cast<int32_t>(total >> 32);
-    carry_eq += static_cast<int32_t>(total & 0xffffffffull);
-    __syncthreads();  // scan_tmp is reused
+    auto key_at = [&](int32_t i) { return skeys[i]; };
+    radix::radix_boundary<kThreads>(key_at, m, k, allowed, sh, prefix, mask, need);
+    radix::compact_selected<kThreads, kItems>(key_at, m, prefix, mask, need, sh, emit);
+  } else {  // re-read (L2) per pass
+    auto key_at = [&](int32_t i) { return detail::score_key(detail::load_score(sc + i)); };
+    radix::radix_boundary<kThreads>(key_at, m, k, allowed, sh, prefix, mask, need);
+    radix::compact_selected<kThreads, kItems>(key_at, m, prefix, mask, need, sh, emit);
   }
 }
 

@@ -1,0 +1,385 @@
+// The block_topk sparse decode layer in one kernel (block_topk_fused.h): one CTA per row (b, h)
+// scores the row's candidate pages, selects its top-k and attends over the selection, so the
+// scores never leave shared memory and the indexer, top-k and attention launches become one.
+//
+//  1. The row's page ids go to shared memory; the mean query q̄ of the row's G heads is formed
+//     with the indexer's arithmetic (centroid_scores) and every candidate's score
+//     <q̄, centroid> is computed with the same lane mapping, fma order and shuffle reduction, so
+//     the scores -- and the selection -- are bitwise those of centroid_scores + select_topk.
+//  2. The radix select of select_topk (radix_select.cuh) over the keys in shared memory writes the
+//     row's selection (bos pages, chosen pages ascending, eos pages) to sel_indices.
+//  3. Attention over the selection: warp w takes entries w, w + 8, ...; a lane holds 8 dims of one
+//     token of a warp-wide row (as the split-KV kernel) and keeps a base-2 online softmax per
+//     head; the warps' (m, l, o) are merged through shared memory.
+// Both streams (centroids, then K/V) go through a per-lane cp.async ring in shared memory, 15
+// (scores) or 7 (K/V) stages ahead of the one being computed.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <string>
+
+#include "../common/device_utils.cuh"
+#include "../topk/radix_select.cuh"
+#include "vortex/core/cuda_check.h"
+#include "vortex/kernels/cuda/block_topk_fused.h"
+#include "vortex/kernels/cuda/budget_policy.h"
+#include "vortex/kernels/cuda/launch.h"
+#include "vortex/kernels/cuda/pdl_device.cuh"
+
+namespace vortex::gpu {
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+constexpr int kItems = 4;  // candidates per thread per block scan of the compaction
+// Per-lane cp.async ring: a lane copies 16-byte slots that only it reads back, so the pipeline
+// needs no barrier (as the split-KV attention kernel). Scores use one slot per stage (a page's
+// centroid piece), attention two (a token's K and V pieces).
+constexpr int kRingSlots = 16;
+constexpr int kScoreStages = kRingSlots;
+constexpr int kAttnStages = kRingSlots / 2;
+
+/// Dynamic shared memory: page ids, score keys and the selection (4 bytes per page each), then
+/// the ring.
+__host__ __device__ constexpr int64_t ring_offset(int64_t max_pages) {
+  return (12 * max_pages + 15) / 16 * 16;
+}
+__host__ __device__ constexpr int64_t fused_smem_bytes(int64_t max_pages) {
+  return ring_offset(max_pages) + int64_t{kRingSlots} * kThreads * 16;
+}
+constexpr float kLog2e = 1.4426950408889634f;
+
+struct FusedParams {
+  const void* q = nullptr;                   // [B, H_q, D]
+  const __nv_bfloat16* centroids = nullptr;  // [num_pages, H_kv, 1, D]
+  const __nv_bfloat16* k = nullptr;          // [num_pages, H_kv, P, D]
+  const __nv_bfloat16* v = nullptr;
+  PageTableView pt;
+  const int32_t* sel_indptr = nullptr;
+  int32_t* sel_indices = nullptr;
+  int64_t sel_capacity = 0;
+  void* out = nullptr;  // [B, H_q, D]
+  int32_t num_kv_heads = 0, page_size = 0, log2p = 0, max_pages = 0;
+  int32_t bos = 0, eos = 1;  // eos effective (>= 1)
+  float tolerance = 0.f;
+  float scale_log2 = 0.f;  // softmax scale * log2(e)
+  int32_t stages = 3;      // 1: scores only, 2: + selection, 3: + attention (bench timings)
+};
+
+template <typename T>
+__device__ __forceinline__ float to_float(T x) {
+  if constexpr (sizeof(T) == 4) {
+    return x;
+  } else {
+    return __bfloat162float(x);
+  }
+}
+
+template <int D, int G, typename T>
+__global__ void __launch_bounds__(kThreads, 2) block_topk_fused_kernel(const FusedParams p) {
+  vortex::gpu::pdl_enter();
+  constexpr int kLpt = D / 8, kTs = 32 / kLpt;  // lanes per token, tokens per warp-wide row
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  int32_t* ids = reinterpret_cast<int32_t*>(smem_raw);  // [max_pages] the row's page ids
+  uint32_t* keys = reinterpret_cast<uint32_t*>(ids) + p.max_pages;  // [max_pages] score keys
+  int32_t* sel_s = ids + 2 * p.max_pages;                           // [max_pages] the selection
+  uint4* ring = reinterpret_cast<uint4*>(smem_raw + ring_offset(p.max_pages));
+  __shared__ __align__(16) float qbar[D];
+  __shared__ radix::SelectShared<kThreads> sh;
+  __shared__ float wm[kWarps][G], wl[kWarps][G];
+  __shared__ __align__(16) float wo[kWarps][G][D];
+
+  const int tid = static_cast<int>(threadIdx.x);
+  const int warp = tid / 32, lane = tid % 32;
+  const int chunk = lane % kLpt, tsub = lane / kLpt;
+  const int32_t row = static_cast<int32_t>(blockIdx.x);
+  const int32_t hkv = p.num_kv_heads;
+  const int32_t b = row / hkv, h = row - b * hkv;
+  const int32_t pb = p.pt.page_indptr[b];
+  const int32_t n = p.pt.page_indptr[b + 1] - pb;
+  const int32_t sel_begin = p.sel_indptr[row];
+  const int32_t count = p.sel_indptr[row + 1] - sel_begin;
+  T* out = static_cast<T*>(p.out) + (static_cast<int64_t>(b) * hkv + h) * G * D;
+  const bool runnable = count > 0 && n > 0 && n <= p.max_pages &&
+                        static_cast<int64_t>(sel_begin) + count <= p.sel_capacity;
+  if (!runnable) {  // no pages (or a row the host promised not to send): zero output
+    for (int i = tid; i < G * D; i += kThreads) detail::store_elem(out + i, 0.f);
+    return;
+  }
+  const int32_t* pages = p.pt.page_indices + pb;
+  int32_t* sel = p.sel_indices + sel_begin;
+  for (int32_t i = tid; i < n; i += kThreads) ids[i] = __ldg(pages + i);
+
+  // q of the G heads (this lane's 8 dims), pre-scaled for the base-2 softmax; q̄ as the indexer.
+  const T* qrow = static_cast<const T*>(p.q) + (static_cast<int64_t>(b) * hkv + h) * G * D;
+  float q[G][8];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    detail::load8(qrow + g * D + chunk * 8, q[g]);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) q[g][e] *= p.scale_log2;
+  }
+  for (int d = tid; d < D; d += kThreads) {
+    float acc = 0.f;
+    for (int32_t j = 0; j < G; ++j) acc += to_float(qrow[j * D + d]);
+    qbar[d] = acc / static_cast<float>(G);
+  }
+  __syncthreads();  // ids and q̄ are in shared memory
+
+  const int tid_slot = tid;  // this lane's column of the ring
+  if (count >= n) {          // dense row: every page in order
+    for (int32_t i = tid; i < n; i += kThreads) sel[i] = ids[i];
+  } else {
+    const int32_t eos_e = min(p.eos, count);
+    const int32_t bos_c = min(p.bos, count - eos_e);
+    const int32_t k = count - bos_c - eos_e;
+    const int32_t m = n - bos_c - eos_e;  // candidates [bos_c, n - eos_e)
+    for (int32_t i = tid; i < bos_c; i += kThreads) sel[i] = sel_s[i] = ids[i];
+    for (int32_t i = tid; i < eos_e; i += kThreads) {
+      sel[bos_c + k + i] = sel_s[bos_c + k + i] = ids[n - eos_e + i];
+    }
+    if (k > 0) {
+      // Scores: round r of a warp covers candidates warp * kTs + r * kStride + [0, kTs); a lane's
+      // centroid piece goes through its ring, kScoreStages - 1 rounds ahead of the one it scores.
+      constexpr int kStride = kWarps * kTs;
+      float qv[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) qv[e] = qbar[chunk * 8 + e];
+      const __nv_bfloat16* cent = p.centroids + static_cast<int64_t>(h) * D + chunk * 8;
+      const int32_t first = warp * kTs;
+      const int32_t rounds = m > first ? (m - first + kStride - 1) / kStride : 0;  // warp-uniform
+      auto issue = [&](int32_t r) {
+        const int32_t i = first + r * kStride + tsub;
+        const bool ok = i < m;
+        const __nv_bfloat16* src =
+            ok ? cent + static_cast<int64_t>(ids[bos_c + i]) * hkv * D : cent;
+        detail::cp_async_16(ring + (r % kScoreStages) * kThreads + tid_slot, src, ok ? 16 : 0);
+      };
+#pragma unroll
+      for (int r = 0; r < kScoreStages - 1; ++r) {
+        if (r < rounds) issue(r);
+        detail::cp_async_commit();  // empty groups keep the group count uniform
+      }
+      for (int32_t r = 0; r < rounds; ++r) {
+        if (r + kScoreStages - 1 < rounds) issue(r + kScoreStages - 1);
+        detail::cp_async_commit();
+        detail::cp_async_wait<kScoreStages - 1>();  // round r has landed (this lane's slot)
+        float c[8];
+        detail::unpack_bf16x8(ring[(r % kScoreStages) * kThreads + tid_slot], c);
+        float dot = 0.f;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) dot = fmaf(qv[e], c[e], dot);
+        dot = detail::group_sum<kLpt>(dot);
+        const int32_t i = first + r * kStride + tsub;
+        if (i < m && chunk == 0) keys[i] = detail::score_key(dot);
+      }
+      __syncthreads();
+      if (p.stages < 2) return;  // uniform: stage timing only
+      const int32_t allowed = static_cast<int32_t>(floorf(p.tolerance * static_cast<float>(k)));
+      uint32_t prefix, mask;
+      int32_t need;
+      auto key_at = [&](int32_t i) { return keys[i]; };
+      radix::radix_boundary<kThreads>(key_at, m, k, allowed, sh, prefix, mask, need);
+      radix::compact_selected<kThreads, kItems>(key_at, m, prefix, mask, need, sh,
+                                                [&](int32_t pos, int32_t i) {
+                                                  const int32_t pg = ids[bos_c + i];
+                                                  sel[bos_c + pos] = pg;
+                                                  sel_s[bos_c + pos] = pg;
+                                                });
+    }
+  }
+  __syncthreads();           // the selection is in shared memory (and written out)
+  if (p.stages < 3) return;  // uniform: stage timing only
+
+  // Attention over the row's selected pages (the last one is the row's last page). Warp w takes
+  // entries w, w + kWarps, ...; unit u of a warp is token row u % rows_per_page of its entry
+  // u / rows_per_page, whose K and V pieces go through the lane's ring kAttnStages - 1 units
+  // ahead.
+  const int32_t* list = count >= n ? ids : sel_s;
+  const int32_t used = min(count, n);  // a dense row lists its n pages
+  const int32_t last_len = p.pt.last_page_len[b];
+  const int64_t tile = static_cast<int64_t>(p.page_size) * D;
+  const __nv_bfloat16* kh = p.k + static_cast<int64_t>(h) * tile + chunk * 8;
+  const __nv_bfloat16* vh = p.v + static_cast<int64_t>(h) * tile + chunk * 8;
+  float mx[G], l[G], o[G][8];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    mx[g] = detail::kNegInf;
+    l[g] = 0.f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) o[g][e] = 0.f;
+  }
+  const int32_t rows_per_page = p.page_size / kTs;
+  const int32_t my_pages = used > warp ? (used - warp + kWarps - 1) / kWarps : 0;
+  const int32_t units = my_pages * rows_per_page;  // warp-uniform
+  // Offset of unit u's token in the K/V pools (relative to kh / vh); false: past the page's end.
+  auto token_of = [&](int32_t u, int64_t* off) {
+    const int32_t j = u / rows_per_page, r = u - j * rows_per_page;
+    const int32_t s = warp + j * kWarps;
+    const int32_t t = r * kTs + tsub;
+    const int32_t filled = s == used - 1 ? last_len : p.page_size;
+    *off = ((static_cast<int64_t>(list[s]) * hkv) << p.log2p) * D + static_cast<int64_t>(t) * D;
+    return t < filled;
+  };
+  auto issue = [&](int32_t u) {
+    int64_t off;
+    const bool ok = token_of(u, &off);
+    uint4* slot = ring + (u % kAttnStages) * 2 * kThreads + tid_slot;
+    detail::cp_async_16(slot, ok ? kh + off : kh, ok ? 16 : 0);
+    detail::cp_async_16(slot + kThreads, ok ? vh + off : vh, ok ? 16 : 0);
+  };
+#pragma unroll
+  for (int u = 0; u < kAttnStages - 1; ++u) {
+    if (u < units) issue(u);
+    detail::cp_async_commit();
+  }
+  for (int32_t u = 0; u < units; ++u) {
+    if (u + kAttnStages - 1 < units) issue(u + kAttnStages - 1);
+    detail::cp_async_commit();
+    detail::cp_async_wait<kAttnStages - 1>();  // unit u has landed (this lane's slots)
+    int64_t off;
+    const bool ok = token_of(u, &off);  // uniform over the lanes of a token
+    const uint4* slot = ring + (u % kAttnStages) * 2 * kThreads + tid_slot;
+    float kf[8], vf[8];
+    detail::unpack_bf16x8(slot[0], kf);
+    detail::unpack_bf16x8(slot[kThreads], vf);
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float dot = 0.f;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) dot = fmaf(q[g][e], kf[e], dot);
+      dot = detail::group_sum<kLpt>(dot);
+      if (ok) {
+        const float m_new = fmaxf(mx[g], dot);
+        const float corr = detail::fast_exp2(mx[g] - m_new);
+        const float pr = detail::fast_exp2(dot - m_new);
+        l[g] = l[g] * corr + pr;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) o[g][e] = fmaf(pr, vf[e], o[g][e] * corr);
+        mx[g] = m_new;
+      }
+    }
+  }
+  detail::cp_async_wait<0>();
+  // The lane groups of a warp (tokens tsub) merge by shuffles, the warps through shared memory.
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    const float m_w = detail::across_groups_max<kLpt>(mx[g]);
+    const float f = mx[g] == detail::kNegInf ? 0.f : detail::fast_exp2(mx[g] - m_w);
+    const float l_w = detail::across_groups_sum<kLpt>(l[g] * f);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) o[g][e] = detail::across_groups_sum<kLpt>(o[g][e] * f);
+    if (lane == 0) {
+      wm[warp][g] = m_w;
+      wl[warp][g] = l_w;
+    }
+    if (tsub == 0) {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) wo[warp][g][chunk * 8 + e] = o[g][e];
+    }
+  }
+  __syncthreads();
+  for (int i = tid; i < G * D; i += kThreads) {
+    const int g = i / D, d = i % D;
+    float m_all = detail::kNegInf;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) m_all = fmaxf(m_all, wm[w][g]);
+    float l_all = 0.f, o_all = 0.f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float f = wm[w][g] == detail::kNegInf ? 0.f : detail::fast_exp2(wm[w][g] - m_all);
+      l_all = fmaf(wl[w][g], f, l_all);
+      o_all = fmaf(wo[w][g][d], f, o_all);
+    }
+    detail::store_elem(out + i, l_all > 0.f ? o_all / l_all : 0.f);
+  }
+}
+
+using KernelFn = void (*)(const FusedParams);
+
+template <int D, typename T>
+KernelFn kernel_for_g(int32_t g) {
+  switch (g) {
+    case 1:
+      return block_topk_fused_kernel<D, 1, T>;
+    case 2:
+      return block_topk_fused_kernel<D, 2, T>;
+    case 3:
+      return block_topk_fused_kernel<D, 3, T>;
+    case 4:
+      return block_topk_fused_kernel<D, 4, T>;
+    case 8:
+      return block_topk_fused_kernel<D, 8, T>;
+    default:
+      return nullptr;
+  }
+}
+
+KernelFn kernel_for(int32_t d, int32_t g, DType io) {
+  const bool bf16 = io == DType::kBF16;
+  if (d == 64) return bf16 ? kernel_for_g<64, __nv_bfloat16>(g) : kernel_for_g<64, float>(g);
+  if (d == 128) return bf16 ? kernel_for_g<128, __nv_bfloat16>(g) : kernel_for_g<128, float>(g);
+  return nullptr;
+}
+
+}  // namespace
+
+bool block_topk_fused_supported(int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
+                                int32_t page_size, DType io_dtype, int32_t max_pages) {
+  if (num_kv_heads <= 0 || num_q_heads <= 0 || num_q_heads % num_kv_heads != 0) return false;
+  if (io_dtype != DType::kBF16 && io_dtype != DType::kF32) return false;
+  const int32_t tokens_per_row = 32 / (head_dim / 8);
+  return kernel_for(head_dim, num_q_heads / num_kv_heads, io_dtype) != nullptr &&
+         page_size >= tokens_per_row && page_size <= 256 && (page_size & (page_size - 1)) == 0 &&
+         max_pages >= 1 && max_pages <= kBlockTopKFusedMaxPages;
+}
+
+Status block_topk_fused(const BlockTopKFusedArgs& a, cudaStream_t stream) {
+  if (!block_topk_fused_supported(a.num_q_heads, a.num_kv_heads, a.head_dim, a.kv.page_size,
+                                  a.io_dtype, a.max_pages)) {
+    return unsupported(
+        "block_topk_fused: unsupported shape (head_dim " + std::to_string(a.head_dim) + ", group " +
+        std::to_string(a.num_kv_heads > 0 ? a.num_q_heads / a.num_kv_heads : 0) + ", page " +
+        std::to_string(a.kv.page_size) + ", max pages " + std::to_string(a.max_pages) + ")");
+  }
+  if (a.kv.num_kv_heads != a.num_kv_heads || a.kv.head_dim != a.head_dim ||
+      a.centroids.data == nullptr || a.centroids.rows != 1 || a.centroids.cols != a.head_dim) {
+    return invalid_argument("block_topk_fused: the KV layer or the centroid field does not match");
+  }
+  if (a.bos < 0 || a.eos < 0 || !(a.tolerance >= 0.f && a.tolerance < 1.f)) {
+    return invalid_argument("block_topk_fused: bos, eos >= 0 and tolerance in [0, 1)");
+  }
+  const int64_t rows = static_cast<int64_t>(a.pt.batch_size) * a.num_kv_heads;
+  if (rows == 0) return Status::ok();
+  if (rows >= (int64_t{1} << 31)) return invalid_argument("block_topk_fused: too many rows");
+  FusedParams p;
+  p.q = a.q;
+  p.centroids = static_cast<const __nv_bfloat16*>(a.centroids.data);
+  p.k = static_cast<const __nv_bfloat16*>(a.kv.k);
+  p.v = static_cast<const __nv_bfloat16*>(a.kv.v);
+  p.pt = a.pt;
+  p.sel_indptr = a.sel_indptr;
+  p.sel_indices = a.sel_indices;
+  p.sel_capacity = a.sel_capacity;
+  p.out = a.out;
+  p.num_kv_heads = a.num_kv_heads;
+  p.page_size = a.kv.page_size;
+  while ((1 << p.log2p) < p.page_size) ++p.log2p;
+  p.max_pages = a.max_pages;
+  p.bos = a.bos;
+  p.eos = effective_eos(a.eos);
+  p.tolerance = a.tolerance;
+  p.scale_log2 = a.scale * kLog2e;
+  p.stages = a.stages;
+  const KernelFn kernel = kernel_for(a.head_dim, a.num_q_heads / a.num_kv_heads, a.io_dtype);
+  const size_t smem = static_cast<size_t>(fused_smem_bytes(a.max_pages));
+  // Static (merge buffers: up to 34 KiB at G = 8) plus dynamic shared memory exceed the 48 KiB
+  // default: opt in.
+  VORTEX_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
+      kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  VORTEX_CUDA_RETURN_IF_ERROR(
+      vortex::gpu::launch_kernel(kernel, static_cast<unsigned>(rows), kThreads, smem, stream, p));
+  return Status::ok();
+}
+
+}  // namespace vortex::gpu
