@@ -5,7 +5,8 @@
 // selection hooks and tests read it as before). Bitwise the selection of centroid_scores +
 // select_topk (same score arithmetic, same radix select); the attention output matches
 // PagedDecodeAttention over that selection to fp32 rounding. One CTA per row fills the GPU only
-// when there are at least as many rows as SMs; the model uses it there (CudaModel::Options).
+// when there are at least as many rows as SMs; the model uses it there
+// (CudaModelOptions::fused_sparse).
 #pragma once
 
 #include <cuda_runtime_api.h>
