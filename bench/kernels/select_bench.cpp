@@ -161,6 +161,18 @@ void pipeline_cases(const Options& o, Report& r, cudaStream_t s) {
                                     : "scores"}},
           fs, cent_bytes + (stages == 3 ? sel_bytes : 0.0));
   }
+  // Any flow's path: its indexer (here block_topk's) into the scores buffer, then top-k and
+  // attention as one kernel over those scores.
+  fa.stages = 3;
+  const Stats ts = time_calls(s, 3, groups, 4 * copies, [&](int i) {
+    fa.pt = f.table(i);
+    check(gpu::centroid_scores(q.data(), DType::kF32, kHq, kHkv, kDim, cent, fa.pt,
+                               planner.worklist(), scores.data(), s));
+    check(gpu::fused_select_attend(fa, scores.data(), s));
+  });
+  r.add("sparse_layer_fused_tail",
+        {{"B", batch}, {"L", pages * kPage}, {"selected_pages", 32}, {"copies", copies}}, ts,
+        cent_bytes + sel_bytes);
 }
 
 }  // namespace

@@ -336,6 +336,11 @@ struct CudaModel::Impl {
   /// Whether a decode range of `rows` requests runs flow `f`'s sparse layers fused
   /// (options.fused_sparse, the flow's kernels, one CTA per request x KV head vs the SMs).
   bool use_fused_layer(const detail::SparseFlow& f, int32_t rows, int32_t page_size) const;
+  /// Whether a range of `rows` requests may run fused kernels (options.fused_sparse, rows vs SMs).
+  bool fused_rows(int32_t rows) const;
+  /// Whether flows without a fused layer run top-k + attention as one kernel over their
+  /// indexer's scores (gpu::fused_select_attend).
+  bool use_fused_tail(int32_t rows, int32_t page_size) const;
   Status sparse_attention(const detail::StepShape& s, const KVCache& cache, int32_t layer,
                           gpu::PagedDecodeAttention* op, detail::InflightStep* timing);
   /// Reads back range `r`'s selection of `layer` and hands it to selection_hook (synchronises).

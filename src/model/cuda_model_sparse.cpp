@@ -253,14 +253,23 @@ Expected<detail::SparseFlow*> CudaModel::Impl::flow_for(const flow::SparseConfig
 
 int32_t CudaModel::Impl::max_pages_per_request() const { return (max_context + 15) / 16 + 1; }
 
-bool CudaModel::Impl::use_fused_layer(const detail::SparseFlow& f, int32_t rows,
-                                      int32_t page_size) const {
+bool CudaModel::Impl::fused_rows(int32_t rows) const {
   using Mode = CudaModelOptions::FusedSparse;
   if (options.fused_sparse == Mode::kOff) return false;
-  if (!f.kernels->has_fused_layer(page_size, max_pages_per_request())) return false;
   // One CTA per (request, KV head): below one row per SM the split pipeline keeps more SMs busy.
   return options.fused_sparse == Mode::kOn ||
          int64_t{rows} * config.num_kv_heads >= static_cast<int64_t>(num_sms);
+}
+
+bool CudaModel::Impl::use_fused_layer(const detail::SparseFlow& f, int32_t rows,
+                                      int32_t page_size) const {
+  return fused_rows(rows) && f.kernels->has_fused_layer(page_size, max_pages_per_request());
+}
+
+bool CudaModel::Impl::use_fused_tail(int32_t rows, int32_t page_size) const {
+  return fused_rows(rows) &&
+         gpu::block_topk_fused_supported(config.num_q_heads, config.num_kv_heads, config.head_dim,
+                                         page_size, DType::kBF16, max_pages_per_request());
 }
 
 Expected<gpu::SparsePlanner*> CudaModel::Impl::planner_for(size_t range, int32_t chunk_pages) {
@@ -332,6 +341,31 @@ Status CudaModel::Impl::sparse_attention(const detail::StepShape& s, const KVCac
     mark(timing, detail::Stage::kIndexer);
     VORTEX_RETURN_IF_ERROR(f->kernels->score(cache, layer, q_r, pt, planner->worklist(),
                                              static_cast<float*>(scores.data()), stream));
+    if (use_fused_tail(r.count, cache.config().page_size)) {
+      // Top-k and attention over the selection in one launch, from the indexer's scores.
+      mark(timing, detail::Stage::kSparseFused);
+      gpu::BlockTopKFusedArgs a;
+      a.q = q_r;
+      a.io_dtype = DType::kBF16;
+      a.num_q_heads = config.num_q_heads;
+      a.num_kv_heads = config.num_kv_heads;
+      a.head_dim = config.head_dim;
+      a.kv = kv;
+      a.pt = pt;
+      a.sel_indptr = planner->sel_indptr();
+      a.sel_indices = planner->sel_indices();
+      a.sel_capacity = planner->sel_capacity();
+      a.bos = f->args.bos;
+      a.eos = f->args.eos;
+      a.tolerance = f->tolerance;
+      a.scale = scale;
+      a.max_pages = max_pages_per_request();
+      a.out = out_r;
+      VORTEX_RETURN_IF_ERROR(
+          gpu::fused_select_attend(a, static_cast<const float*>(scores.data()), stream));
+      if (selection_hook) VORTEX_RETURN_IF_ERROR(report_selection(r, layer, *planner));
+      continue;
+    }
     mark(timing, detail::Stage::kTopK);
     VORTEX_RETURN_IF_ERROR(gpu::select_topk(scores.data(), DType::kF32, pt, config.num_kv_heads,
                                             planner->sel_indptr(), planner->sel_indices(),

@@ -43,8 +43,9 @@ struct CudaModelOptions {
   /// Decode batch-size buckets (ascending); empty: 1 2 4 8 16 24 32 48 64 96 128 ... max_batch.
   std::vector<int32_t> graph_buckets;
   /// A flow's sparse layers as one fused kernel (scores + top-k + attention, one CTA per row of
-  /// requests x KV heads) where the flow has one (block_topk): kAuto when a decode range has at
-  /// least as many rows as the GPU has SMs, kOn whenever the shape is covered, kOff never.
+  /// requests x KV heads) where the flow has one (block_topk), else its top-k + attention as one
+  /// kernel over its indexer's scores: kAuto when a decode range has at least as many rows as the
+  /// GPU has SMs, kOn whenever the shape is covered, kOff never.
   /// VORTEX_FUSED_SPARSE=auto|on|off overrides it (for A/B runs).
   enum class FusedSparse { kAuto, kOn, kOff };
   FusedSparse fused_sparse = FusedSparse::kAuto;

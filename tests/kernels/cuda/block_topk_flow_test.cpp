@@ -237,7 +237,8 @@ TEST(BlockTopKFlow, SparseLayerMatchesReferences) {
 
 // The fused kernel selects bitwise what centroid_scores + select_topk select (same arithmetic, same
 // radix select), for several groups, head dims, page sizes and bos/eos, with dense, sparse and
-// empty rows; its attention equals the host reference over that selection.
+// empty rows; its attention equals the host reference over that selection. The same for
+// fused_select_attend over the indexer's scores (the path of every other flow).
 TEST(BlockTopKFlow, FusedLayerSelectsLikeThePipelineAndAttends) {
   VORTEX_REQUIRE_GPU();
   struct Case {
@@ -299,28 +300,34 @@ TEST(BlockTopKFlow, FusedLayerSelectsLikeThePipelineAndAttends) {
     a.scale = 1.f / std::sqrt(static_cast<float>(l.dim));
     a.max_pages = 2000;
     a.out = out.data();
-    out.poison();
-    ASSERT_TRUE(block_topk_fused(a, 0).is_ok());
-    VORTEX_CUDA_CHECK(cudaDeviceSynchronize());
-    VORTEX_CUDA_CHECK(cudaMemcpy(got_sel.data(), planner->sel_indices(), got_sel.size() * 4,
-                                 cudaMemcpyDeviceToHost));
-    const std::string what = "g " + std::to_string(c.g) + " dim " + std::to_string(c.dim) +
-                             " page " + std::to_string(c.page);
-    ASSERT_EQ(got_sel, want) << what;
-    const std::vector<float> got = out.download();
-    for (int32_t b = 0; b < batch; ++b) {
-      checked_sparse += l.t.pages(b) > c.topk + c.bos + c.eos ? 1 : 0;
-      for (int32_t h = 0; h < l.h_kv; ++h) {
-        const int32_t r = b * l.h_kv + h;
-        const std::vector<int32_t> sel(want.begin() + sel_indptr[r],
-                                       want.begin() + sel_indptr[r + 1]);
-        std::vector<double> ref(l.dim), mine(l.dim);
-        for (int32_t x = 0; x < l.g; ++x) {
-          const size_t at = ((static_cast<size_t>(b) * l.h_kv + h) * l.g + x) * l.dim;
-          gpu_test::attention_row(l.k, l.v, l.h_kv, l.page, l.dim, sel, l.t.last[b], h, &l.q[at],
-                                  a.scale, ref.data());
-          for (int32_t d = 0; d < l.dim; ++d) mine[d] = got[at + d];
-          EXPECT_LE(gpu_test::rel_l2(mine, ref), 1e-4) << what << " row " << r << " head " << x;
+    // Both entry points: block_topk's own centroid scores, and the indexer's scores (any flow).
+    for (bool from_scores : {false, true}) {
+      VORTEX_CUDA_CHECK(cudaMemset(planner->sel_indices(), 0xff, want.size() * 4));
+      out.poison();
+      ASSERT_TRUE((from_scores ? fused_select_attend(a, scores.data(), 0) : block_topk_fused(a, 0))
+                      .is_ok());
+      VORTEX_CUDA_CHECK(cudaDeviceSynchronize());
+      VORTEX_CUDA_CHECK(cudaMemcpy(got_sel.data(), planner->sel_indices(), got_sel.size() * 4,
+                                   cudaMemcpyDeviceToHost));
+      const std::string what = "g " + std::to_string(c.g) + " dim " + std::to_string(c.dim) +
+                               " page " + std::to_string(c.page) +
+                               (from_scores ? " (from scores)" : "");
+      ASSERT_EQ(got_sel, want) << what;
+      const std::vector<float> got = out.download();
+      for (int32_t b = 0; b < batch; ++b) {
+        checked_sparse += !from_scores && l.t.pages(b) > c.topk + c.bos + c.eos ? 1 : 0;
+        for (int32_t h = 0; h < l.h_kv; ++h) {
+          const int32_t r = b * l.h_kv + h;
+          const std::vector<int32_t> sel(want.begin() + sel_indptr[r],
+                                         want.begin() + sel_indptr[r + 1]);
+          std::vector<double> ref(l.dim), mine(l.dim);
+          for (int32_t x = 0; x < l.g; ++x) {
+            const size_t at = ((static_cast<size_t>(b) * l.h_kv + h) * l.g + x) * l.dim;
+            gpu_test::attention_row(l.k, l.v, l.h_kv, l.page, l.dim, sel, l.t.last[b], h, &l.q[at],
+                                    a.scale, ref.data());
+            for (int32_t d = 0; d < l.dim; ++d) mine[d] = got[at + d];
+            EXPECT_LE(gpu_test::rel_l2(mine, ref), 1e-4) << what << " row " << r << " head " << x;
+          }
         }
       }
     }

@@ -52,4 +52,10 @@ bool block_topk_fused_supported(int32_t num_q_heads, int32_t num_kv_heads, int32
 /// get a zero output (the caller guarantees the bound).
 Status block_topk_fused(const BlockTopKFusedArgs& args, cudaStream_t stream);
 
+/// The same selection + attention for any flow: the candidates' scores are read from `scores`
+/// (fp32, the row page space of row_topk.h, as an indexer wrote them) instead of computed from
+/// centroids (`args.centroids` unused). The selection is bitwise select_topk's over those scores.
+Status fused_select_attend(const BlockTopKFusedArgs& args, const float* scores,
+                           cudaStream_t stream);
+
 }  // namespace vortex::gpu

@@ -44,6 +44,7 @@ constexpr float kLog2e = 1.4426950408889634f;
 struct FusedParams {
   const void* q = nullptr;                   // [B, H_q, D]
   const __nv_bfloat16* centroids = nullptr;  // [num_pages, H_kv, 1, D]
+  const float* scores = nullptr;             // kFromScores: any indexer's scores, row page space
   const __nv_bfloat16* k = nullptr;          // [num_pages, H_kv, P, D]
   const __nv_bfloat16* v = nullptr;
   PageTableView pt;
@@ -67,7 +68,9 @@ __device__ __forceinline__ float to_float(T x) {
   }
 }
 
-template <int D, int G, typename T>
+/// kFromScores: the candidates' scores come from `p.scores` (any flow's indexer) instead of
+/// block_topk's centroid scores; the rest (selection, attention) is the same.
+template <int D, int G, typename T, bool kFromScores>
 __global__ void __launch_bounds__(kThreads, 2) block_topk_fused_kernel(const FusedParams p) {
   vortex::gpu::pdl_enter();
   constexpr int kLpt = D / 8, kTs = 32 / kLpt;  // lanes per token, tokens per warp-wide row
@@ -110,10 +113,12 @@ __global__ void __launch_bounds__(kThreads, 2) block_topk_fused_kernel(const Fus
 #pragma unroll
     for (int e = 0; e < 8; ++e) q[g][e] *= p.scale_log2;
   }
-  for (int d = tid; d < D; d += kThreads) {
-    float acc = 0.f;
-    for (int32_t j = 0; j < G; ++j) acc += to_float(qrow[j * D + d]);
-    qbar[d] = acc / static_cast<float>(G);
+  if constexpr (!kFromScores) {
+    for (int d = tid; d < D; d += kThreads) {
+      float acc = 0.f;
+      for (int32_t j = 0; j < G; ++j) acc += to_float(qrow[j * D + d]);
+      qbar[d] = acc / static_cast<float>(G);
+    }
   }
   __syncthreads();  // ids and q̄ are in shared memory
 
@@ -129,32 +134,38 @@ __global__ void __launch_bounds__(kThreads, 2) block_topk_fused_kernel(const Fus
       sel[bos_c + k + i] = sel_s[bos_c + k + i] = ids[n - eos_e + i];
     }
     if (k > 0) {
-      // Scores: round r of a warp covers candidates warp * kTs + r * kStride + [0, kTs); kU rounds
-      // of centroid loads per lane are in flight before they are scored.
-      constexpr int kU = VORTEX_FUSED_SCORE_ROUNDS, kStride = kWarps * kTs;
-      float qv[8];
+      if constexpr (kFromScores) {  // keys of the indexer's scores (fp32, row page space)
+        const float* sc =
+            p.scores + static_cast<int64_t>(pb) * hkv + static_cast<int64_t>(h) * n + bos_c;
+        for (int32_t i = tid; i < m; i += kThreads) keys[i] = detail::score_key(__ldg(sc + i));
+      } else {
+        // Scores: round r of a warp covers candidates warp * kTs + r * kStride + [0, kTs); kU
+        // rounds of centroid loads per lane are in flight before they are scored.
+        constexpr int kU = VORTEX_FUSED_SCORE_ROUNDS, kStride = kWarps * kTs;
+        float qv[8];
 #pragma unroll
-      for (int e = 0; e < 8; ++e) qv[e] = qbar[chunk * 8 + e];
-      const __nv_bfloat16* cent = p.centroids + static_cast<int64_t>(h) * D + chunk * 8;
-      for (int32_t base = warp * kTs; base < m; base += kStride * kU) {
-        uint4 raw[kU];
+        for (int e = 0; e < 8; ++e) qv[e] = qbar[chunk * 8 + e];
+        const __nv_bfloat16* cent = p.centroids + static_cast<int64_t>(h) * D + chunk * 8;
+        for (int32_t base = warp * kTs; base < m; base += kStride * kU) {
+          uint4 raw[kU];
 #pragma unroll
-        for (int u = 0; u < kU; ++u) {
-          const int32_t i = base + u * kStride + tsub;
-          raw[u] = i < m ? __ldg(reinterpret_cast<const uint4*>(
-                               cent + static_cast<int64_t>(ids[bos_c + i]) * hkv * D))
-                         : make_uint4(0u, 0u, 0u, 0u);
-        }
+          for (int u = 0; u < kU; ++u) {
+            const int32_t i = base + u * kStride + tsub;
+            raw[u] = i < m ? __ldg(reinterpret_cast<const uint4*>(
+                                 cent + static_cast<int64_t>(ids[bos_c + i]) * hkv * D))
+                           : make_uint4(0u, 0u, 0u, 0u);
+          }
 #pragma unroll
-        for (int u = 0; u < kU; ++u) {
-          const int32_t i = base + u * kStride + tsub;
-          float c[8];
-          detail::unpack_bf16x8(raw[u], c);
-          float dot = 0.f;
+          for (int u = 0; u < kU; ++u) {
+            const int32_t i = base + u * kStride + tsub;
+            float c[8];
+            detail::unpack_bf16x8(raw[u], c);
+            float dot = 0.f;
 #pragma unroll
-          for (int e = 0; e < 8; ++e) dot = fmaf(qv[e], c[e], dot);
-          dot = detail::group_sum<kLpt>(dot);
-          if (i < m && chunk == 0) keys[i] = detail::score_key(dot);
+            for (int e = 0; e < 8; ++e) dot = fmaf(qv[e], c[e], dot);
+            dot = detail::group_sum<kLpt>(dot);
+            if (i < m && chunk == 0) keys[i] = detail::score_key(dot);
+          }
         }
       }
       __syncthreads();
@@ -271,28 +282,35 @@ __global__ void __launch_bounds__(kThreads, 2) block_topk_fused_kernel(const Fus
 
 using KernelFn = void (*)(const FusedParams);
 
-template <int D, typename T>
+template <int D, typename T, bool kFromScores>
 KernelFn kernel_for_g(int32_t g) {
   switch (g) {
     case 1:
-      return block_topk_fused_kernel<D, 1, T>;
+      return block_topk_fused_kernel<D, 1, T, kFromScores>;
     case 2:
-      return block_topk_fused_kernel<D, 2, T>;
+      return block_topk_fused_kernel<D, 2, T, kFromScores>;
     case 3:
-      return block_topk_fused_kernel<D, 3, T>;
+      return block_topk_fused_kernel<D, 3, T, kFromScores>;
     case 4:
-      return block_topk_fused_kernel<D, 4, T>;
+      return block_topk_fused_kernel<D, 4, T, kFromScores>;
     case 8:
-      return block_topk_fused_kernel<D, 8, T>;
+      return block_topk_fused_kernel<D, 8, T, kFromScores>;
     default:
       return nullptr;
   }
 }
 
+template <bool kFromScores>
 KernelFn kernel_for(int32_t d, int32_t g, DType io) {
   const bool bf16 = io == DType::kBF16;
-  if (d == 64) return bf16 ? kernel_for_g<64, __nv_bfloat16>(g) : kernel_for_g<64, float>(g);
-  if (d == 128) return bf16 ? kernel_for_g<128, __nv_bfloat16>(g) : kernel_for_g<128, float>(g);
+  if (d == 64) {
+    return bf16 ? kernel_for_g<64, __nv_bfloat16, kFromScores>(g)
+                : kernel_for_g<64, float, kFromScores>(g);
+  }
+  if (d == 128) {
+    return bf16 ? kernel_for_g<128, __nv_bfloat16, kFromScores>(g)
+                : kernel_for_g<128, float, kFromScores>(g);
+  }
   return nullptr;
 }
 
@@ -303,12 +321,14 @@ bool block_topk_fused_supported(int32_t num_q_heads, int32_t num_kv_heads, int32
   if (num_kv_heads <= 0 || num_q_heads <= 0 || num_q_heads % num_kv_heads != 0) return false;
   if (io_dtype != DType::kBF16 && io_dtype != DType::kF32) return false;
   const int32_t tokens_per_row = 32 / (head_dim / 8);
-  return kernel_for(head_dim, num_q_heads / num_kv_heads, io_dtype) != nullptr &&
+  return kernel_for<false>(head_dim, num_q_heads / num_kv_heads, io_dtype) != nullptr &&
          page_size >= tokens_per_row && page_size <= 256 && (page_size & (page_size - 1)) == 0 &&
          max_pages >= 1 && max_pages <= kBlockTopKFusedMaxPages;
 }
 
-Status block_topk_fused(const BlockTopKFusedArgs& a, cudaStream_t stream) {
+namespace {
+
+Status launch_fused(const BlockTopKFusedArgs& a, const float* scores, cudaStream_t stream) {
   if (!block_topk_fused_supported(a.num_q_heads, a.num_kv_heads, a.head_dim, a.kv.page_size,
                                   a.io_dtype, a.max_pages)) {
     return unsupported(
@@ -316,9 +336,12 @@ Status block_topk_fused(const BlockTopKFusedArgs& a, cudaStream_t stream) {
         std::to_string(a.num_kv_heads > 0 ? a.num_q_heads / a.num_kv_heads : 0) + ", page " +
         std::to_string(a.kv.page_size) + ", max pages " + std::to_string(a.max_pages) + ")");
   }
-  if (a.kv.num_kv_heads != a.num_kv_heads || a.kv.head_dim != a.head_dim ||
-      a.centroids.data == nullptr || a.centroids.rows != 1 || a.centroids.cols != a.head_dim) {
-    return invalid_argument("block_topk_fused: the KV layer or the centroid field does not match");
+  if (a.kv.num_kv_heads != a.num_kv_heads || a.kv.head_dim != a.head_dim) {
+    return invalid_argument("block_topk_fused: the KV layer does not match the model shape");
+  }
+  if (scores == nullptr &&
+      (a.centroids.data == nullptr || a.centroids.rows != 1 || a.centroids.cols != a.head_dim)) {
+    return invalid_argument("block_topk_fused: the centroid field does not match");
   }
   if (a.bos < 0 || a.eos < 0 || !(a.tolerance >= 0.f && a.tolerance < 1.f)) {
     return invalid_argument("block_topk_fused: bos, eos >= 0 and tolerance in [0, 1)");
@@ -329,6 +352,7 @@ Status block_topk_fused(const BlockTopKFusedArgs& a, cudaStream_t stream) {
   FusedParams p;
   p.q = a.q;
   p.centroids = static_cast<const __nv_bfloat16*>(a.centroids.data);
+  p.scores = scores;
   p.k = static_cast<const __nv_bfloat16*>(a.kv.k);
   p.v = static_cast<const __nv_bfloat16*>(a.kv.v);
   p.pt = a.pt;
@@ -345,7 +369,9 @@ Status block_topk_fused(const BlockTopKFusedArgs& a, cudaStream_t stream) {
   p.tolerance = a.tolerance;
   p.scale_log2 = a.scale * kLog2e;
   p.stages = a.stages;
-  const KernelFn kernel = kernel_for(a.head_dim, a.num_q_heads / a.num_kv_heads, a.io_dtype);
+  const int32_t g = a.num_q_heads / a.num_kv_heads;
+  const KernelFn kernel = scores != nullptr ? kernel_for<true>(a.head_dim, g, a.io_dtype)
+                                            : kernel_for<false>(a.head_dim, g, a.io_dtype);
   const size_t smem = static_cast<size_t>(fused_smem_bytes(a.max_pages));
   // Static (merge buffers: up to 34 KiB at G = 8) plus dynamic shared memory exceed the 48 KiB
   // default: opt in.
@@ -354,6 +380,18 @@ Status block_topk_fused(const BlockTopKFusedArgs& a, cudaStream_t stream) {
   VORTEX_CUDA_RETURN_IF_ERROR(
       vortex::gpu::launch_kernel(kernel, static_cast<unsigned>(rows), kThreads, smem, stream, p));
   return Status::ok();
+}
+
+}  // namespace
+
+Status block_topk_fused(const BlockTopKFusedArgs& args, cudaStream_t stream) {
+  return launch_fused(args, nullptr, stream);
+}
+
+Status fused_select_attend(const BlockTopKFusedArgs& args, const float* scores,
+                           cudaStream_t stream) {
+  if (scores == nullptr) return invalid_argument("fused_select_attend: no scores");
+  return launch_fused(args, scores, stream);
 }
 
 }  // namespace vortex::gpu
