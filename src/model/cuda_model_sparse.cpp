@@ -68,28 +68,10 @@ class BlockTopKKernels final : public CudaFlowKernels {
     return gpu::block_topk_fused_supported(hq_, hkv_, dim_, page_size, DType::kBF16, max_pages);
   }
 
-  Status fused_layer(const KVCache& cache, int32_t layer, const FusedLayer& args,
+  Status fused_layer(const KVCache& cache, int32_t layer, gpu::BlockTopKFusedArgs args,
                      cudaStream_t stream) override {
-    VORTEX_ASSIGN_OR_RETURN(AuxFieldView f, field(cache, layer));
-    gpu::BlockTopKFusedArgs a;
-    a.q = args.q;
-    a.io_dtype = DType::kBF16;
-    a.num_q_heads = hq_;
-    a.num_kv_heads = hkv_;
-    a.head_dim = dim_;
-    a.centroids = f;
-    a.kv = cache.layer(layer);
-    a.pt = args.pt;
-    a.sel_indptr = args.sel_indptr;
-    a.sel_indices = args.sel_indices;
-    a.sel_capacity = args.sel_capacity;
-    a.bos = args.bos;
-    a.eos = args.eos;
-    a.tolerance = args.tolerance;
-    a.scale = args.scale;
-    a.max_pages = args.max_pages;
-    a.out = args.out;
-    return gpu::block_topk_fused(a, stream);
+    VORTEX_ASSIGN_OR_RETURN(args.centroids, field(cache, layer));
+    return gpu::block_topk_fused(args, stream);
   }
 
  private:
@@ -318,32 +300,8 @@ Status CudaModel::Impl::sparse_attention(const detail::StepShape& s, const KVCac
       detail::accumulate_count(planner->totals(), f->plan_per_layer ? 1 : f->sparse_layers,
                                static_cast<long long*>(selected_acc.data()), stream);
     }
-    if (use_fused_layer(*f, r.count, cache.config().page_size)) {
-      // Scores, selection and attention in one launch (the selection lands where select_topk
-      // writes it, so the hook below reads it the same way).
-      mark(timing, detail::Stage::kSparseFused);
-      CudaFlowKernels::FusedLayer fl;
-      fl.q = q_r;
-      fl.pt = pt;
-      fl.sel_indptr = planner->sel_indptr();
-      fl.sel_indices = planner->sel_indices();
-      fl.sel_capacity = planner->sel_capacity();
-      fl.bos = f->args.bos;
-      fl.eos = f->args.eos;
-      fl.tolerance = f->tolerance;
-      fl.scale = scale;
-      fl.max_pages = max_pages_per_request();
-      fl.out = out_r;
-      VORTEX_RETURN_IF_ERROR(f->kernels->fused_layer(cache, layer, fl, stream));
-      if (selection_hook) VORTEX_RETURN_IF_ERROR(report_selection(r, layer, *planner));
-      continue;
-    }
-    mark(timing, detail::Stage::kIndexer);
-    VORTEX_RETURN_IF_ERROR(f->kernels->score(cache, layer, q_r, pt, planner->worklist(),
-                                             static_cast<float*>(scores.data()), stream));
-    if (use_fused_tail(r.count, cache.config().page_size)) {
-      // Top-k and attention over the selection in one launch, from the indexer's scores.
-      mark(timing, detail::Stage::kSparseFused);
+    // Arguments of the fused kernels: the model's part (a flow adds its own inputs).
+    auto fused_args = [&] {
       gpu::BlockTopKFusedArgs a;
       a.q = q_r;
       a.io_dtype = DType::kBF16;
@@ -361,8 +319,24 @@ Status CudaModel::Impl::sparse_attention(const detail::StepShape& s, const KVCac
       a.scale = scale;
       a.max_pages = max_pages_per_request();
       a.out = out_r;
+      return a;
+    };
+    if (use_fused_layer(*f, r.count, cache.config().page_size)) {
+      // Scores, selection and attention in one launch (the selection lands where select_topk
+      // writes it, so the hook below reads it the same way).
+      mark(timing, detail::Stage::kSparseFused);
+      VORTEX_RETURN_IF_ERROR(f->kernels->fused_layer(cache, layer, fused_args(), stream));
+      if (selection_hook) VORTEX_RETURN_IF_ERROR(report_selection(r, layer, *planner));
+      continue;
+    }
+    mark(timing, detail::Stage::kIndexer);
+    VORTEX_RETURN_IF_ERROR(f->kernels->score(cache, layer, q_r, pt, planner->worklist(),
+                                             static_cast<float*>(scores.data()), stream));
+    if (use_fused_tail(r.count, cache.config().page_size)) {
+      // Top-k and attention over the selection in one launch, from the indexer's scores.
+      mark(timing, detail::Stage::kSparseFused);
       VORTEX_RETURN_IF_ERROR(
-          gpu::fused_select_attend(a, static_cast<const float*>(scores.data()), stream));
+          gpu::fused_select_attend(fused_args(), static_cast<const float*>(scores.data()), stream));
       if (selection_hook) VORTEX_RETURN_IF_ERROR(report_selection(r, layer, *planner));
       continue;
     }

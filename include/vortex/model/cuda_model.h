@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "vortex/core/status.h"
+#include "vortex/kernels/cuda/block_topk_fused.h"
 #include "vortex/kernels/cuda/sparse_planner.h"
 #include "vortex/kvcache/kv_cache.h"
 #include "vortex/model/forward_batch.h"
@@ -102,19 +103,6 @@ class CudaFlowKernels {
   virtual Status score(const KVCache& cache, int32_t layer, const void* q, const PageTableView& pt,
                        const gpu::WorkListView& work, float* scores, cudaStream_t stream) = 0;
 
-  /// What a fused sparse layer needs besides the cache and the layer.
-  struct FusedLayer {
-    const void* q = nullptr;  ///< [pt.batch_size, H_q, D] bf16
-    PageTableView pt;
-    const int32_t* sel_indptr = nullptr;  ///< the planner's selection (counts planned)
-    int32_t* sel_indices = nullptr;       ///< written: the selection, as select_topk writes it
-    int64_t sel_capacity = 0;
-    int32_t bos = 0, eos = 1;
-    float tolerance = 0.f;
-    float scale = 0.f;
-    int32_t max_pages = 0;  ///< bound on any request's page count
-    void* out = nullptr;    ///< [pt.batch_size, H_q, D] bf16
-  };
   /// Whether fused_layer() covers this model shape, page size and page-count bound (default: no
   /// fused kernel).
   virtual bool has_fused_layer(int32_t page_size, int32_t max_pages) const {
@@ -123,8 +111,9 @@ class CudaFlowKernels {
     return false;
   }
   /// The whole sparse layer in one launch: scores, the selection into sel_indices (the same
-  /// entries score + select_topk produce) and attention over it into `out`.
-  virtual Status fused_layer(const KVCache& cache, int32_t layer, const FusedLayer& args,
+  /// entries score + select_topk produce) and attention over it into `out`. `args` comes filled
+  /// in by the model except the flow's own inputs (block_topk: the centroid field of `layer`).
+  virtual Status fused_layer(const KVCache& cache, int32_t layer, gpu::BlockTopKFusedArgs args,
                              cudaStream_t stream) {
     (void)cache;
     (void)layer;

@@ -110,6 +110,16 @@ Layer make_layer(const std::vector<int32_t>& pages, std::mt19937_64& rng, int32_
   return l;
 }
 
+/// The planner of a Layer's batch: up to 2000 pages per request, 64-page worklist chunks.
+Expected<SparsePlanner> layer_planner(const Layer& l) {
+  PlannerConfig pc;
+  pc.max_batch = l.t.batch();
+  pc.num_kv_heads = l.h_kv;
+  pc.max_pages_per_request = 2000;
+  pc.chunk_pages = 64;
+  return SparsePlanner::create(pc);
+}
+
 double host_score(const Layer& l, int32_t b, int32_t h, int32_t j) {
   const int32_t pg = l.t.indices[l.t.indptr[b] + j];
   double acc = 0;
@@ -131,12 +141,7 @@ TEST(BlockTopKFlow, SparseLayerMatchesReferences) {
   Layer l = make_layer(pages, rng);
   const int32_t batch = l.t.batch(), rows = batch * l.h_kv, h_q = l.h_kv * l.g;
 
-  PlannerConfig pc;
-  pc.max_batch = batch;
-  pc.num_kv_heads = l.h_kv;
-  pc.max_pages_per_request = 2000;
-  pc.chunk_pages = 64;
-  auto planner = SparsePlanner::create(pc);
+  auto planner = layer_planner(l);
   ASSERT_TRUE(planner.has_value()) << planner.status().to_string();
   DeviceArray<int32_t> indptr(l.t.indptr), indices(l.t.indices), last(l.t.last);
   DeviceArray<uint16_t> dk(l.k), dv(l.v), dc(l.cent);
@@ -252,12 +257,7 @@ TEST(BlockTopKFlow, FusedLayerSelectsLikeThePipelineAndAttends) {
     Layer l = make_layer(pages, rng, c.g, c.dim, c.page);
     const int32_t batch = l.t.batch(), rows = batch * l.h_kv, h_q = l.h_kv * l.g;
     ASSERT_TRUE(block_topk_fused_supported(h_q, l.h_kv, l.dim, l.page, DType::kF32, 2000));
-    PlannerConfig pc;
-    pc.max_batch = batch;
-    pc.num_kv_heads = l.h_kv;
-    pc.max_pages_per_request = 2000;
-    pc.chunk_pages = 64;
-    auto planner = SparsePlanner::create(pc);
+    auto planner = layer_planner(l);
     ASSERT_TRUE(planner.has_value()) << planner.status().to_string();
     DeviceArray<int32_t> indptr(l.t.indptr), indices(l.t.indices), last(l.t.last);
     DeviceArray<uint16_t> dk(l.k), dv(l.v), dc(l.cent);

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "../common/device_utils.cuh"
+#include "centroid_score.cuh"
 #include "vortex/core/cuda_check.h"
 #include "vortex/kernels/cuda/block_topk_flow.h"
 #include "vortex/kernels/cuda/launch.h"
@@ -53,19 +54,7 @@ __global__ void __launch_bounds__(kThreads) centroid_score_kernel(const ScorePar
     __syncthreads();  // the previous item is done with qbar
     const QT* q = static_cast<const QT*>(p.q) +
                   (static_cast<int64_t>(b) * p.num_q_heads + static_cast<int64_t>(h) * g) * D;
-    for (int d = threadIdx.x; d < D; d += kThreads) {
-      float acc = 0.f;
-      for (int32_t j = 0; j < g; ++j) {
-        float v;
-        if constexpr (sizeof(QT) == 4) {
-          v = q[j * D + d];
-        } else {
-          v = __bfloat162float(q[j * D + d]);
-        }
-        acc += v;
-      }
-      qbar[d] = acc / static_cast<float>(g);
-    }
+    for (int d = threadIdx.x; d < D; d += kThreads) qbar[d] = centroid::mean_query(q, d, g, D);
     __syncthreads();
     float qv[8];
 #pragma unroll
@@ -88,12 +77,7 @@ __global__ void __launch_bounds__(kThreads) centroid_score_kernel(const ScorePar
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         const int32_t j = base + u * kStride + tsub;
-        float c[8];
-        detail::unpack_bf16x8(raw[u], c);
-        float dot = 0.f;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) dot = fmaf(qv[e], c[e], dot);
-        dot = detail::group_sum<kLpt>(dot);
+        const float dot = centroid::dot<kLpt>(qv, raw[u]);
         if (j < last && chunk == 0) out[j] = dot;
       }
     }
@@ -141,17 +125,7 @@ __global__ void __launch_bounds__(kThreads) centroid_score_chunk_kernel(const Sc
     __syncthreads();  // the previous item is done with qbar
     const QT* q = static_cast<const QT*>(p.q) +
                   (static_cast<int64_t>(b) * p.num_q_heads + static_cast<int64_t>(h) * g) * D;
-    for (int d = threadIdx.x; d < D; d += kThreads) {
-      float acc = 0.f;
-      for (int32_t j = 0; j < g; ++j) {
-        if constexpr (sizeof(QT) == 4) {
-          acc += q[j * D + d];
-        } else {
-          acc += __bfloat162float(q[j * D + d]);
-        }
-      }
-      qbar[d] = acc / static_cast<float>(g);
-    }
+    for (int d = threadIdx.x; d < D; d += kThreads) qbar[d] = centroid::mean_query(q, d, g, D);
     __syncthreads();
     float qv[8];
 #pragma unroll
@@ -160,12 +134,7 @@ __global__ void __launch_bounds__(kThreads) centroid_score_chunk_kernel(const Sc
 #pragma unroll
       for (int u = 0; u < kU; ++u) {
         const int32_t j = base + u * kStride + tsub;
-        float c[8];
-        detail::unpack_bf16x8(raw[u], c);
-        float dot = 0.f;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) dot = fmaf(qv[e], c[e], dot);
-        dot = detail::group_sum<kLpt>(dot);
+        const float dot = centroid::dot<kLpt>(qv, raw[u]);
         if (j < last && chunk == 0) out[j] = dot;
       }
       base += kStride * kU;

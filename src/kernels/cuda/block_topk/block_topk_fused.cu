@@ -2,10 +2,9 @@
 // scores the row's candidate pages, selects its top-k and attends over the selection, so the
 // scores never leave shared memory and the indexer, top-k and attention launches become one.
 //
-//  1. The row's page ids go to shared memory; the mean query q̄ of the row's G heads is formed
-//     with the indexer's arithmetic (centroid_scores) and every candidate's score
-//     <q̄, centroid> is computed with the same lane mapping, fma order and shuffle reduction, so
-//     the scores -- and the selection -- are bitwise those of centroid_scores + select_topk.
+//  1. The row's page ids go to shared memory; the mean query q̄ and every candidate's score
+//     <q̄, centroid> use the indexer's arithmetic (centroid_score.cuh) and lane mapping, so the
+//     scores -- and the selection -- are bitwise those of centroid_scores + select_topk.
 //  2. The radix select of select_topk (radix_select.cuh) over the keys in shared memory writes the
 //     row's selection (bos pages, chosen pages ascending, eos pages) to sel_indices.
 //  3. Attention over the selection: warp w takes entries w, w + 8, ...; a lane holds 8 dims of one
@@ -22,6 +21,7 @@
 
 #include "../common/device_utils.cuh"
 #include "../topk/radix_select.cuh"
+#include "centroid_score.cuh"
 #include "vortex/core/cuda_check.h"
 #include "vortex/kernels/cuda/block_topk_fused.h"
 #include "vortex/kernels/cuda/budget_policy.h"
@@ -58,15 +58,6 @@ struct FusedParams {
   float scale_log2 = 0.f;  // softmax scale * log2(e)
   int32_t stages = 3;      // 1: scores only, 2: + selection, 3: + attention (bench timings)
 };
-
-template <typename T>
-__device__ __forceinline__ float to_float(T x) {
-  if constexpr (sizeof(T) == 4) {
-    return x;
-  } else {
-    return __bfloat162float(x);
-  }
-}
 
 /// kFromScores: the candidates' scores come from `p.scores` (any flow's indexer) instead of
 /// block_topk's centroid scores; the rest (selection, attention) is the same.
@@ -114,11 +105,7 @@ __global__ void __launch_bounds__(kThreads, 2) block_topk_fused_kernel(const Fus
     for (int e = 0; e < 8; ++e) q[g][e] *= p.scale_log2;
   }
   if constexpr (!kFromScores) {
-    for (int d = tid; d < D; d += kThreads) {
-      float acc = 0.f;
-      for (int32_t j = 0; j < G; ++j) acc += to_float(qrow[j * D + d]);
-      qbar[d] = acc / static_cast<float>(G);
-    }
+    for (int d = tid; d < D; d += kThreads) qbar[d] = centroid::mean_query(qrow, d, G, D);
   }
   __syncthreads();  // ids and q̄ are in shared memory
 
@@ -158,12 +145,7 @@ __global__ void __launch_bounds__(kThreads, 2) block_topk_fused_kernel(const Fus
 #pragma unroll
           for (int u = 0; u < kU; ++u) {
             const int32_t i = base + u * kStride + tsub;
-            float c[8];
-            detail::unpack_bf16x8(raw[u], c);
-            float dot = 0.f;
-#pragma unroll
-            for (int e = 0; e < 8; ++e) dot = fmaf(qv[e], c[e], dot);
-            dot = detail::group_sum<kLpt>(dot);
+            const float dot = centroid::dot<kLpt>(qv, raw[u]);
             if (i < m && chunk == 0) keys[i] = detail::score_key(dot);
           }
         }

@@ -206,14 +206,16 @@ __global__ void __launch_bounds__(kThreads)
     const int quads = n * kTileRows / 4;  // kTileRows is a multiple of 4
     const int q_begin = static_cast<int>(static_cast<int64_t>(quads) * split / splits);
     const int q_end = static_cast<int>(static_cast<int64_t>(quads) * (split + 1) / splits);
+    const float* remote[kMaxClusterSplits];  // each split's partial tile, mapped once
+#pragma unroll
+    for (int sp = 0; sp < kMaxClusterSplits; ++sp) {
+      remote[sp] = sp < splits ? cluster.map_shared_rank(part, static_cast<unsigned>(sp)) : part;
+    }
     for (int f = q_begin + static_cast<int>(threadIdx.x); f < q_end; f += kThreads) {
       float4 v[kMaxClusterSplits];
 #pragma unroll
       for (int sp = 0; sp < kMaxClusterSplits; ++sp) {
-        if (sp < splits) {
-          v[sp] = *reinterpret_cast<const float4*>(
-              cluster.map_shared_rank(part, static_cast<unsigned>(sp)) + f * 4);
-        }
+        if (sp < splits) v[sp] = *reinterpret_cast<const float4*>(remote[sp] + f * 4);
       }
       float4 sum = v[0];
 #pragma unroll
