@@ -11,6 +11,7 @@
 
 #include "kernel_bench.h"
 #include "vortex/kernels/cuda/gemm.h"
+#include "vortex/kernels/cuda/l2_prefetch.h"
 #include "vortex/kernels/cuda/skinny_gemm.h"
 
 namespace vortex::bench {
@@ -52,6 +53,11 @@ void run_gemm_benches(const Options& o, Report& r) {
     std::fprintf(stderr, "gemm bench: %s\n", alloc.status().to_string().c_str());
     return;
   }
+  cudaStream_t side;
+  cuda_ok(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking), "cudaStreamCreate");
+  cudaEvent_t fork, join;
+  cuda_ok(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming), "cudaEventCreate");
+  cuda_ok(cudaEventCreateWithFlags(&join, cudaEventDisableTiming), "cudaEventCreate");
   const std::vector<GemmShape> shapes = {
       {"qkv", 4096, 2048}, {"o", 2048, 2048}, {"gate_up", 12288, 2048}, {"down", 2048, 6144}};
   const std::vector<int64_t> rows =
@@ -89,6 +95,28 @@ void run_gemm_benches(const Options& o, Report& r) {
         record(label, time_graph(s, copies, o.quick ? 5 : 15, [&](int i) {
                  (void)(*gemm)->matmul(xp, wp(i), y.data(), DType::kBF16, n, sh.m, sh.k, 0.0f, s);
                }));
+        if (!tune) continue;
+        // The same pick with its weights in the L2 (one copy, read every call): the floor an L2
+        // prefetch could reach.
+        record("cublaslt_tuned l2-hot", time_graph(s, copies, o.quick ? 5 : 15, [&](int) {
+                 (void)(*gemm)->matmul(xp, wp(0), y.data(), DType::kBF16, n, sh.m, sh.k, 0.0f, s);
+               }));
+        // Each call's GEMM runs beside a bulk L2 prefetch of the next call's weights on a forked
+        // branch of the graph (the model's VORTEX_L2_PREFETCH, here one GEMM ahead).
+        for (int ctas : {16, r.ceilings.sms}) {
+          const std::string label2 =
+              "cublaslt_tuned + prefetch next (" + std::to_string(ctas) + " ctas)";
+          record(label2.c_str(), time_graph(s, copies, o.quick ? 5 : 15, [&](int i) {
+                   cuda_ok(cudaEventRecord(fork, s), "fork");
+                   cuda_ok(cudaStreamWaitEvent(side, fork, 0), "fork wait");
+                   cuda_ok(cuda::l2_prefetch(wp(i + 1), w_elems * 2, ctas, side), "prefetch");
+                   (void)(*gemm)->matmul(xp, wp(i), y.data(), DType::kBF16, n, sh.m, sh.k, 0.0f, s);
+                   if (i + 1 == copies) {
+                     cuda_ok(cudaEventRecord(join, side), "join");
+                     cuda_ok(cudaStreamWaitEvent(s, join, 0), "join wait");
+                   }
+                 }));
+        }
       }
       // Every cut the autotuner would time; the label names it (cut 0 is the default).
       for (const cuda::SkinnyGemmShape& cut :
@@ -106,6 +134,9 @@ void run_gemm_benches(const Options& o, Report& r) {
     }
   }
   cuda_ok(cudaStreamSynchronize(s), "gemm bench");
+  cuda_ok(cudaEventDestroy(fork), "cudaEventDestroy");
+  cuda_ok(cudaEventDestroy(join), "cudaEventDestroy");
+  cuda_ok(cudaStreamDestroy(side), "cudaStreamDestroy");
   cuda_ok(cudaStreamDestroy(s), "cudaStreamDestroy");
 }
 

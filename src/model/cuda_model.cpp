@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -250,6 +251,13 @@ Expected<std::unique_ptr<CudaModel>> CudaModel::make(const ModelConfig& config,
     if (s == "off") m.options.fused_sparse = CudaModelOptions::FusedSparse::kOff;
     if (s == "auto") m.options.fused_sparse = CudaModelOptions::FusedSparse::kAuto;
   }
+  if (const char* v = std::getenv("VORTEX_L2_PREFETCH")) {  // A/B runs without a rebuild
+    const std::string s = v;
+    m.options.weight_prefetch_ctas = s == "on" ? -1 : std::max(0, std::atoi(v));  // off: 0
+  }
+  if (const char* v = std::getenv("VORTEX_L2_PREFETCH_O")) {
+    m.options.attention_prefetches_o = std::string(v) != "side";
+  }
   m.max_context = options.max_context > 0 ? options.max_context : config.max_context;
   m.qkv_width = (config.num_q_heads + 2 * config.num_kv_heads) * config.head_dim;
   m.use_graphs = options.use_graphs;
@@ -266,6 +274,12 @@ Expected<std::unique_ptr<CudaModel>> CudaModel::make(const ModelConfig& config,
       cudaDeviceGetAttribute(&m.num_sms, cudaDevAttrMultiProcessorCount, options.device));
   VORTEX_ASSIGN_OR_RETURN(m.owned_stream, detail::CudaStream::create());
   m.stream = m.owned_stream.get();
+  if (m.options.weight_prefetch_ctas < 0) m.options.weight_prefetch_ctas = m.num_sms;
+  if (m.options.weight_prefetch_ctas > 0) {
+    VORTEX_ASSIGN_OR_RETURN(m.prefetch_stream, detail::CudaStream::create());
+    VORTEX_ASSIGN_OR_RETURN(m.prefetch_fork, detail::CudaEvent::create(false));
+    VORTEX_ASSIGN_OR_RETURN(m.prefetch_join, detail::CudaEvent::create(false));
+  }
   VORTEX_ASSIGN_OR_RETURN(m.gemm,
                           cuda::Gemm::create(*m.alloc, size_t{32} << 20, options.gemm_autotune));
   const std::string context = "model '" + config.name + "'";

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "vortex/kernels/cuda/activation.h"
 #include "vortex/kernels/cuda/causal_attention.h"
 #include "vortex/kernels/cuda/embedding.h"
+#include "vortex/kernels/cuda/l2_prefetch.h"
 #include "vortex/kernels/cuda/rmsnorm.h"
 #include "vortex/kernels/cuda/rope_append.h"
 #include "vortex/kernels/cuda/sampling.h"
@@ -82,6 +84,28 @@ Status CudaModel::Impl::prepare_gemms(const detail::StepShape& s) {
                        c.vocab_size, hidden, stream);
 }
 
+Status CudaModel::Impl::prefetch_weights(const void* p, size_t bytes) {
+  if (options.weight_prefetch_ctas <= 0) return Status::ok();
+  static const size_t cap = [] {
+    const char* v = std::getenv("VORTEX_L2_PREFETCH_MAX_MB");
+    return (v != nullptr ? static_cast<size_t>(std::max(1, std::atoi(v))) : size_t{32}) << 20;
+  }();
+  cudaStream_t side = prefetch_stream.get();
+  VORTEX_CUDA_RETURN_IF_ERROR(cudaEventRecord(prefetch_fork.get(), stream));
+  VORTEX_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(side, prefetch_fork.get(), 0));
+  VORTEX_CUDA_RETURN_IF_ERROR(
+      cuda::l2_prefetch(p, std::min(bytes, cap), options.weight_prefetch_ctas, side));
+  prefetch_pending = true;
+  return Status::ok();
+}
+
+Status CudaModel::Impl::join_prefetch() {
+  if (!prefetch_pending) return Status::ok();
+  prefetch_pending = false;
+  VORTEX_CUDA_RETURN_IF_ERROR(cudaEventRecord(prefetch_join.get(), prefetch_stream.get()));
+  return cuda_status(cudaStreamWaitEvent(stream, prefetch_join.get(), 0), "join prefetch");
+}
+
 Status CudaModel::Impl::enqueue_forward(const detail::StepShape& s, const KVCache& cache,
                                         detail::InflightStep* timing) {
   const ModelConfig& c = config;
@@ -139,6 +163,8 @@ Status CudaModel::Impl::enqueue_forward(const detail::StepShape& s, const KVCach
     VORTEX_CUDA_RETURN_IF_ERROR(
         cudaMemsetAsync(selected_acc.data(), 0, selected_acc.size(), stream));
   }
+  const size_t wbytes = sizeof(bf16) * static_cast<size_t>(hidden);  // one weight row
+  VORTEX_RETURN_IF_ERROR(prefetch_weights(weights.layers[0].qkv, qkv_width * wbytes));
   mark(timing, Stage::kEmbedding);
   cuda::embedding_lookup(weights.embd, c.vocab_size, c.hidden_size, meta_ptr<int32_t>(a.tokens),
                          as<int32_t>(sampled), meta_ptr<int32_t>(a.prev_index), T, residual_p,
@@ -168,27 +194,45 @@ Status CudaModel::Impl::enqueue_forward(const detail::StepShape& s, const KVCach
                                                     meta_ptr<int32_t>(a.completed_count),
                                                     s.completed_max, stream));
     }
+    const size_t o_bytes = static_cast<size_t>(q_dim) * wbytes;
+    const cuda::L2Range o_by_attention =
+        options.weight_prefetch_ctas > 0 && options.attention_prefetches_o && decode_op != nullptr
+            ? cuda::L2Range{w.o, o_bytes}
+            : cuda::L2Range{};
     mark(timing, Stage::kAttention);
     if (decode_op != nullptr) {
-      VORTEX_RETURN_IF_ERROR(sparse_attention(s, cache, l, decode_op, timing));
+      VORTEX_RETURN_IF_ERROR(sparse_attention(s, cache, l, decode_op, o_by_attention, timing));
       mark(timing, Stage::kAttention);
     }
     if (causal.num_tiles > 0) {
       cuda::causal_attention(q_p, kv, causal, c.num_q_heads, scale, attn_p, stream);
     }
+    // Weight prefetches (when on) are forked before the kernel that precedes each GEMM; the o
+    // projection's by the attention CTAs as they finish, or beside the GEMM itself (attention
+    // streams far more than the L2 holds, a prefetch at its start would be evicted).
+    if (o_by_attention.p == nullptr) VORTEX_RETURN_IF_ERROR(prefetch_weights(w.o, o_bytes));
     mark(timing, Stage::kGemm);
     VORTEX_RETURN_IF_ERROR(
         gemm->matmul(attn_p, w.o, proj_p, DType::kBF16, T, hidden, q_dim, 0.0f, stream));
+    VORTEX_RETURN_IF_ERROR(prefetch_weights(w.gate_up, static_cast<size_t>(2 * ffn) * wbytes));
     mark(timing, Stage::kElementwise);
     cuda::add_rms_norm(residual_p, proj_p, w.ffn_norm, T, c.hidden_size, eps, normed_p, stream);
     mark(timing, Stage::kGemm);
     VORTEX_RETURN_IF_ERROR(gemm->matmul(normed_p, w.gate_up, gate_up_p, DType::kBF16, T, 2 * ffn,
                                         hidden, 0.0f, stream));
+    VORTEX_RETURN_IF_ERROR(prefetch_weights(w.down, static_cast<size_t>(ffn) * wbytes));
     mark(timing, Stage::kElementwise);
     cuda::silu_mul(gate_up_p, T, c.intermediate_size, act_p, stream);
     mark(timing, Stage::kGemm);
     VORTEX_RETURN_IF_ERROR(
         gemm->matmul(act_p, w.down, proj_p, DType::kBF16, T, hidden, ffn, 0.0f, stream));
+    if (l + 1 < c.num_layers) {
+      VORTEX_RETURN_IF_ERROR(
+          prefetch_weights(weights.layers[static_cast<size_t>(l) + 1].qkv, qkv_width * wbytes));
+    } else {
+      VORTEX_RETURN_IF_ERROR(
+          prefetch_weights(weights.lm_head, static_cast<size_t>(c.vocab_size) * wbytes));
+    }
   }
   mark(timing, Stage::kElementwise);
   // The last MLP output joins the residual; only the logits rows are normalised for the head.
@@ -199,6 +243,7 @@ Status CudaModel::Impl::enqueue_forward(const detail::StepShape& s, const KVCach
   VORTEX_RETURN_IF_ERROR(gemm->matmul(as<bf16>(final_in), weights.lm_head, logits.data(),
                                       DType::kF32, s.logit_rows, c.vocab_size, hidden, 0.0f,
                                       stream));
+  VORTEX_RETURN_IF_ERROR(join_prefetch());
   if (s.sample) {
     mark(timing, Stage::kSampling);
     const int32_t* pen = as<int32_t>(penalties);

@@ -263,6 +263,11 @@ struct CudaModel::Impl {
   cudaStream_t stream = nullptr;
   detail::CudaWeights weights;
   std::unique_ptr<cuda::Gemm> gemm;
+  // Weight prefetch (options.weight_prefetch_ctas): a side stream forked from `stream` before the
+  // kernel that precedes each GEMM and joined at the end of the step.
+  detail::CudaStream prefetch_stream;
+  detail::CudaEvent prefetch_fork, prefetch_join;
+  bool prefetch_pending = false;
   int32_t max_context = 0;
   int32_t qkv_width = 0;  // (Hq + 2 Hkv) D
   int num_sms = 1;
@@ -341,8 +346,11 @@ struct CudaModel::Impl {
   /// Whether flows without a fused layer run top-k + attention as one kernel over their
   /// indexer's scores (gpu::fused_select_attend).
   bool use_fused_tail(int32_t rows, int32_t page_size) const;
+  /// Decode attention of every range (dense, sparse, fused); `prefetch` goes to each attention
+  /// kernel (its CTAs prefetch that range into the L2 as they finish).
   Status sparse_attention(const detail::StepShape& s, const KVCache& cache, int32_t layer,
-                          gpu::PagedDecodeAttention* op, detail::InflightStep* timing);
+                          gpu::PagedDecodeAttention* op, cuda::L2Range prefetch,
+                          detail::InflightStep* timing);
   /// Reads back range `r`'s selection of `layer` and hands it to selection_hook (synchronises).
   Status report_selection(const detail::DecodeRange& r, int32_t layer,
                           const gpu::SparsePlanner& planner);
@@ -359,6 +367,10 @@ struct CudaModel::Impl {
   Status run_graph(const detail::StepShape& shape, const KVCache& cache, int32_t page_size,
                    bool* replayed);
   void mark(detail::InflightStep* timing, detail::Stage stage);
+  /// Forks an L2 prefetch of [p, p + bytes) from the stream's current point (no-op when off).
+  Status prefetch_weights(const void* p, size_t bytes);
+  /// Joins the prefetch branch back into the stream (before the step's last kernels finish).
+  Status join_prefetch();
 
   template <typename T>
   T* meta_ptr(size_t word_offset) const {

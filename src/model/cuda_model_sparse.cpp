@@ -270,7 +270,7 @@ Expected<gpu::SparsePlanner*> CudaModel::Impl::planner_for(size_t range, int32_t
 
 Status CudaModel::Impl::sparse_attention(const detail::StepShape& s, const KVCache& cache,
                                          int32_t layer, gpu::PagedDecodeAttention* op,
-                                         detail::InflightStep* timing) {
+                                         cuda::L2Range prefetch, detail::InflightStep* timing) {
   const KVLayerView kv = cache.layer(layer);
   const float scale = 1.0f / std::sqrt(static_cast<float>(config.head_dim));
   const int64_t q_row = int64_t{config.num_q_heads} * config.head_dim;
@@ -287,7 +287,7 @@ Status CudaModel::Impl::sparse_attention(const detail::StepShape& s, const KVCac
       mark(timing, detail::Stage::kAttention);
       // The page table is the step's metadata; the preceding kernels appended one token per row.
       VORTEX_RETURN_IF_ERROR(
-          op->run(q_r, kv, pt, nullptr, scale, out_r, stream, /*fresh_tokens=*/1));
+          op->run(q_r, kv, pt, nullptr, scale, out_r, stream, /*fresh_tokens=*/1, prefetch));
       continue;
     }
     VORTEX_ASSIGN_OR_RETURN(gpu::SparsePlanner * planner, planner_for(k, f->chunk_pages));
@@ -319,6 +319,7 @@ Status CudaModel::Impl::sparse_attention(const detail::StepShape& s, const KVCac
       a.scale = scale;
       a.max_pages = max_pages_per_request();
       a.out = out_r;
+      a.l2_prefetch = prefetch;
       return a;
     };
     if (use_fused_layer(*f, r.count, cache.config().page_size)) {
@@ -348,7 +349,7 @@ Status CudaModel::Impl::sparse_attention(const detail::StepShape& s, const KVCac
     if (selection_hook) VORTEX_RETURN_IF_ERROR(report_selection(r, layer, *planner));
     mark(timing, detail::Stage::kAttention);
     const SelectionView sel = planner->selection(r.count);
-    VORTEX_RETURN_IF_ERROR(op->run(q_r, kv, pt, &sel, scale, out_r, stream));
+    VORTEX_RETURN_IF_ERROR(op->run(q_r, kv, pt, &sel, scale, out_r, stream, -1, prefetch));
   }
   return Status::ok();
 }

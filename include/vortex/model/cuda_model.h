@@ -50,6 +50,16 @@ struct CudaModelOptions {
   /// VORTEX_FUSED_SPARSE=auto|on|off overrides it (for A/B runs).
   enum class FusedSparse { kAuto, kOn, kOff };
   FusedSparse fused_sparse = FusedSparse::kAuto;
+  /// Prefetch each decode GEMM's weights into the L2 from a side branch of the step (a kernel of
+  /// this many one-warp CTAs issuing bulk L2 prefetches, forked before the kernel that precedes
+  /// the GEMM), so the weight reads start before the GEMM does. 0: off; negative: one per SM.
+  /// An L2 hint only: no value changes. Not yet measured (off by default).
+  /// VORTEX_L2_PREFETCH=off|on|N overrides it (on: one CTA per SM).
+  int32_t weight_prefetch_ctas = 0;
+  /// With weight prefetch on: the o projection's weights are prefetched by the attention kernels'
+  /// CTAs as they finish (true), or from the side branch beside the GEMM (false).
+  /// VORTEX_L2_PREFETCH_O=attention|side overrides it.
+  bool attention_prefetches_o = true;
 };
 
 /// How to sample the logits row of one chunk with want_logits, on the device.

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <string>
 #include <utility>
@@ -460,6 +461,76 @@ TEST(CudaModelSparse, MixedDenseAndSparseRequestsInOneStep) {
     EXPECT_LT(rel_l2(gl, cl), 3e-2) << "step " << step;
     EXPECT_EQ(g1.selected_pages, c1.selected_pages);
     for (size_t r = 0; r < 3; ++r) next[r] = argmax(cl.data() + r * V, V);
+  }
+}
+
+// The weight prefetch (L2 hints from a side branch of the step and from the attention kernels'
+// CTAs) changes no value: graph-replayed decode steps of dense and fused sparse rows give logits
+// bitwise equal to those without it, for both ways of prefetching the o projection.
+TEST(CudaModelSparse, WeightPrefetchChangesNoLogits) {
+  VORTEX_SKIP_WITHOUT_GPU();
+  const ModelConfig c =
+      small_config("gpu-qwen3-sparse", Arch::kQwen3, 2, 256, 4, 2, 128, 768, 2048);
+  const auto V = static_cast<size_t>(c.vocab_size);
+  const flow::SparseConfig sparse = block_topk(4, {0});
+  struct Variant {
+    int32_t ctas;
+    bool o_by_attention;
+  };
+  const Variant variants[] = {{0, true}, {-1, true}, {3, false}};
+  std::vector<std::vector<float>> logits_of;
+  for (const Variant& v : variants) {
+    SCOPED_TRACE("prefetch ctas " + std::to_string(v.ctas));
+    CudaModelOptions opt;
+    opt.fused_sparse = CudaModelOptions::FusedSparse::kOn;
+    opt.max_batch = 8;
+    opt.max_tokens = 1024;
+    opt.max_context = 2048;
+    opt.gemm_autotune = false;  // the same GEMM algorithms in every model
+    opt.weight_prefetch_ctas = v.ctas;
+    opt.attention_prefetches_o = v.o_by_attention;
+    auto model = CudaModel::create_random(c, 2, opt).value();
+    KVCache cache = model->create_kv_cache(model->kv_cache_config(16, {&sparse}), 256).value();
+    std::vector<PageTable> tables;
+    tables.reserve(4);
+    std::vector<int32_t> tokens;
+    std::vector<float> logits(V * 4), all;
+    for (int r = 0; r < 4; ++r) {  // request 1 dense, the others sparse
+      tables.emplace_back(16);
+      const auto prompt = random_tokens(200 + 37 * static_cast<size_t>(r), c.vocab_size, 90u + r);
+      ASSERT_TRUE(tables[r].reserve(static_cast<int64_t>(prompt.size()), cache.pool()).is_ok());
+      ForwardBatch b{{SequenceChunk{prompt.data(), static_cast<int32_t>(prompt.size()), 0,
+                                    &tables[r], r == 1 ? nullptr : &sparse, true}}};
+      ASSERT_TRUE(model->forward(b, cache, logits.data(), nullptr).is_ok());
+      tokens.push_back(argmax(logits.data(), c.vocab_size));
+    }
+    int replayed = 0;
+    for (int step = 0; step < 8; ++step) {
+      ForwardBatch b;
+      for (int r = 0; r < 4; ++r) {
+        PageTable& pt = tables[static_cast<size_t>(r)];
+        ASSERT_TRUE(pt.reserve(1, cache.pool()).is_ok());
+        b.seqs.push_back(SequenceChunk{&tokens[static_cast<size_t>(r)], 1, pt.num_tokens(), &pt,
+                                       r == 1 ? nullptr : &sparse, true});
+      }
+      const std::vector<CudaSampleSpec> specs(4);
+      ASSERT_TRUE(model->plan(b, specs).is_ok());
+      ASSERT_TRUE(model->launch(cache).is_ok());
+      CudaStepResult res;
+      ASSERT_TRUE(model->wait(&res).is_ok());
+      replayed += res.graph_replayed ? 1 : 0;
+      ASSERT_TRUE(model->read_logits(logits.data(), 4).is_ok());
+      all.insert(all.end(), logits.begin(), logits.end());
+      tokens = res.tokens;
+    }
+    EXPECT_GT(replayed, 0);
+    logits_of.push_back(std::move(all));
+  }
+  for (size_t i = 1; i < logits_of.size(); ++i) {
+    ASSERT_EQ(logits_of[i].size(), logits_of[0].size());
+    EXPECT_EQ(0, std::memcmp(logits_of[i].data(), logits_of[0].data(),
+                             logits_of[0].size() * sizeof(float)))
+        << "variant " << i << " changed the logits";
   }
 }
 

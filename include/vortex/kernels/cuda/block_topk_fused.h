@@ -15,6 +15,7 @@
 
 #include "vortex/core/dtype.h"
 #include "vortex/core/status.h"
+#include "vortex/kernels/cuda/l2_prefetch.h"
 #include "vortex/kvcache/layout.h"
 
 namespace vortex::gpu {
@@ -41,6 +42,9 @@ struct BlockTopKFusedArgs {
   /// For stage timings (vortex_kernel_bench): 1 stops after the scores, 2 after the selection
   /// (then `out`, and for 1 the middle of the selection, are left unwritten); 3: the whole layer.
   int32_t stages = 3;
+  /// A byte range the CTAs prefetch into the L2 as they finish (the next GEMM's weights;
+  /// l2_prefetch.h), none by default.
+  cuda::L2Range l2_prefetch;
 };
 
 /// Whether the fused kernel covers the shape: head_dim 64/128, group 1/2/3/4/8, page size a power

@@ -18,6 +18,7 @@
 #include "vortex/core/allocator.h"
 #include "vortex/core/dtype.h"
 #include "vortex/core/status.h"
+#include "vortex/kernels/cuda/l2_prefetch.h"
 #include "vortex/kvcache/layout.h"
 
 namespace vortex::gpu {
@@ -88,9 +89,11 @@ class PagedDecodeAttention {
   /// `stream` writes neither the page table nor any K/V but the last `fresh_tokens` tokens of each
   /// row (a decode step's append: 1): with programmatic dependent launch the kernel then finds its
   /// rows and requests its first K/V stages while that kernel still runs. -1: no promise.
+  /// `prefetch`: a byte range the CTAs prefetch into the L2 as they finish (the next GEMM's
+  /// weights; l2_prefetch.h), none by default.
   Status run(const void* q, const KVLayerView& kv, const PageTableView& pt,
              const SelectionView* sel, float scale, void* out, cudaStream_t stream,
-             int32_t fresh_tokens = -1) const;
+             int32_t fresh_tokens = -1, cuda::L2Range prefetch = {}) const;
 
   const DecodeAttentionConfig& config() const { return config_; }
   const DecodeAttentionLaunch& launch() const { return launch_; }

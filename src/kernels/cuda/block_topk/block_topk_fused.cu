@@ -25,6 +25,7 @@
 #include "vortex/core/cuda_check.h"
 #include "vortex/kernels/cuda/block_topk_fused.h"
 #include "vortex/kernels/cuda/budget_policy.h"
+#include "vortex/kernels/cuda/l2_prefetch_device.cuh"
 #include "vortex/kernels/cuda/launch.h"
 #include "vortex/kernels/cuda/pdl_device.cuh"
 
@@ -57,6 +58,8 @@ struct FusedParams {
   float tolerance = 0.f;
   float scale_log2 = 0.f;  // softmax scale * log2(e)
   int32_t stages = 3;      // 1: scores only, 2: + selection, 3: + attention (bench timings)
+  const void* l2_prefetch = nullptr;  // the next GEMM's weights: each CTA its share at its end
+  uint64_t l2_prefetch_bytes = 0;
 };
 
 /// kFromScores: the candidates' scores come from `p.scores` (any flow's indexer) instead of
@@ -87,8 +90,15 @@ __global__ void __launch_bounds__(kThreads, 2) block_topk_fused_kernel(const Fus
   T* out = static_cast<T*>(p.out) + (static_cast<int64_t>(b) * hkv + h) * G * D;
   const bool runnable = count > 0 && n > 0 && n <= p.max_pages &&
                         static_cast<int64_t>(sel_begin) + count <= p.sel_capacity;
+  const auto prefetch_share = [&] {
+    if (warp == 0) {
+      vortex::gpu::l2_prefetch_part(p.l2_prefetch, p.l2_prefetch_bytes, blockIdx.x, gridDim.x,
+                                    lane);
+    }
+  };
   if (!runnable) {  // no pages (or a row the host promised not to send): zero output
     for (int i = tid; i < G * D; i += kThreads) detail::store_elem(out + i, 0.f);
+    prefetch_share();
     return;
   }
   const int32_t* pages = p.pt.page_indices + pb;
@@ -246,6 +256,7 @@ __global__ void __launch_bounds__(kThreads, 2) block_topk_fused_kernel(const Fus
     }
   }
   __syncthreads();
+  prefetch_share();
   for (int i = tid; i < G * D; i += kThreads) {
     const int g = i / D, d = i % D;
     float m_all = detail::kNegInf;
@@ -351,6 +362,8 @@ Status launch_fused(const BlockTopKFusedArgs& a, const float* scores, cudaStream
   p.tolerance = a.tolerance;
   p.scale_log2 = a.scale * kLog2e;
   p.stages = a.stages;
+  p.l2_prefetch = a.l2_prefetch.p;
+  p.l2_prefetch_bytes = a.l2_prefetch.bytes;
   const int32_t g = a.num_q_heads / a.num_kv_heads;
   const KernelFn kernel = scores != nullptr ? kernel_for<true>(a.head_dim, g, a.io_dtype)
                                             : kernel_for<false>(a.head_dim, g, a.io_dtype);

@@ -23,6 +23,7 @@
 
 #include "../common/device_utils.cuh"
 #include "vortex/kernels/cuda/decode_schedule.h"
+#include "vortex/kernels/cuda/l2_prefetch_device.cuh"
 #include "vortex/kernels/cuda/pdl_device.cuh"
 
 namespace vortex::gpu::decode {
@@ -52,6 +53,10 @@ struct Params {
   int32_t pool_units = 0;
   int32_t pool_percent = 0;
   int32_t* pool = nullptr;
+  // Weights of the kernel after this one (the o projection) to prefetch into the L2 as each CTA
+  // finishes (its share; null: none): the attention tail leaves DRAM bandwidth unused.
+  const void* l2_prefetch = nullptr;
+  uint64_t l2_prefetch_bytes = 0;
 };
 
 template <int D, int G>
@@ -683,6 +688,9 @@ __global__ void __launch_bounds__(Traits<D, G>::kThreads, Traits<D, G>::kMinBloc
   }
   if (!waited) vortex::gpu::pdl_wait();
   zero_empty_rows<D, G, T>(p, zrow, zpages, zstride, lane);
+  if (warp == 0) {
+    vortex::gpu::l2_prefetch_part(p.l2_prefetch, p.l2_prefetch_bytes, blockIdx.x, gridDim.x, lane);
+  }
 }
 
 }  // namespace vortex::gpu::decode

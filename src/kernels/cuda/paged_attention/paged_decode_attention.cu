@@ -233,7 +233,8 @@ Expected<PagedDecodeAttention> PagedDecodeAttention::create(const DecodeAttentio
 
 Status PagedDecodeAttention::run(const void* q, const KVLayerView& kv, const PageTableView& pt,
                                  const SelectionView* sel, float scale, void* out,
-                                 cudaStream_t stream, int32_t fresh_tokens) const {
+                                 cudaStream_t stream, int32_t fresh_tokens,
+                                 cuda::L2Range prefetch) const {
   const DecodeAttentionConfig& c = config_;
   const std::string where = "paged decode attention: ";
   if (pt.batch_size < 0 || pt.batch_size > c.max_batch) {
@@ -282,6 +283,9 @@ Status PagedDecodeAttention::run(const void* q, const KVLayerView& kv, const Pag
   p.pool = static_cast<int32_t*>(pool_.data());
   p.fresh_tokens =
       sel == nullptr && merge_kernel_ == nullptr && fresh_tokens >= 0 ? fresh_tokens : -1;
+
+  p.l2_prefetch = prefetch.p;
+  p.l2_prefetch_bytes = prefetch.bytes;
 
   void* attn_args[] = {&p};
   VORTEX_CUDA_RETURN_IF_ERROR(launch_kernel_c(attention_kernel_, dim3(p.num_ctas),
