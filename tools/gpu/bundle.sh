@@ -65,6 +65,12 @@ for f in "$out"/gpu_tests/* "$out"/bin/*; do
     fi
   done
 done
+# `vortex bench decode --trace` loads CUPTI at run time (ldd does not see it): the toolkit's
+# copy travels too, so the GPU machine need not have the same CUPTI on its library path.
+for cupti in /usr/local/cuda/lib64/libcupti.so.13 /usr/local/cuda/lib/libcupti.so.13 \
+             /usr/local/cuda/extras/CUPTI/lib64/libcupti.so.13; do
+  if [ -f "$cupti" ]; then cp -L "$cupti" "$out/lib/"; break; fi
+done
 # cudamodel: the CpuModel oracle of the model tests needs OpenBLAS (36 MB); large libraries travel
 # xz-compressed (OpenBLAS: ~4 MB) and check.sh unpacks them next to the others.
 for lib in "$out"/lib/*; do

@@ -147,6 +147,17 @@ if [ "$bench" = 1 ] && [ "$sweep_only" = 0 ] && [ -x "$bundle/bin/vortex" ]; the
       --steps "$steps" --json "$out/bench/decode_$flow.json" > "$out/bench/decode_$flow.log" 2>&1
     echo "exit $? ($(grep -E '^(decode step|throughput \(B|roofline|GPU idle)' "$out/bench/decode_$flow.log" | tr -s ' ' | tr '\n' ';'))"
   done
+  # Where the step's time goes, kernel by kernel (CUPTI over graph replays; a separate run so
+  # the timed steps above are untraced). Chrome traces: open in ui.perfetto.dev.
+  for flow in dense block_topk; do
+    if [ "$(left 150)" -lt 60 ]; then echo "== kernel trace --flow $flow: skipped, time budget spent"; continue; fi
+    echo "== vortex bench decode --flow $flow --trace"
+    timeout "$(left 150)" "$bundle/bin/vortex" bench decode --model synthetic:qwen3-1.7b \
+      --batch 32 --context 16384 --flow "$flow" --topk-val 30 --bos 1 --eos 1 --layers-skip 0 \
+      --steps 5 --trace "$out/bench/trace_$flow.json" --json "$out/bench/decode_trace_$flow.json" \
+      > "$out/bench/decode_trace_$flow.log" 2>&1
+    echo "exit $? ($(grep -E '^  (span|no kernel running|GEMM|attention|sparse fused) ' "$out/bench/decode_trace_$flow.log" | tr -s ' ' | tr '\n' ';'))"
+  done
 fi
 if [ "$bench" = 1 ] && [ "$sweep_only" = 0 ] && [ "$peers" = 1 ] && [ "$(left 150)" -ge 40 ]; then
   if $py -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then

@@ -26,7 +26,7 @@ import glob, os, site
 roots = site.getsitepackages() + [site.getusersitepackages()]
 seen = set()
 for r in roots:
-    for pat in ("libcublas*.so*", "libnvrtc*.so*"):
+    for pat in ("libcublas*.so*", "libnvrtc*.so*", "libcupti*.so*"):
         for lib in glob.glob(os.path.join(r, "nvidia", "**", pat), recursive=True):
             seen.add(os.path.dirname(lib))
 print("\n".join(sorted(seen)))

@@ -135,6 +135,29 @@ def main():
         summary["decode_sweep"] = sweep
         md += [plot_sweep.markdown(sweep, heading="##").rstrip("\n"), ""]
 
+    # Kernel traces (vortex bench decode --trace): where the graph-replayed step's time goes.
+    traces = {}
+    for flow in ("dense", "block_topk"):
+        tr = (load(os.path.join(out, "bench", f"decode_trace_{flow}.json")) or {}).get("trace")
+        if tr and tr.get("median_step"):
+            traces[flow] = tr["median_step"]
+    if traces:
+        summary["kernel_trace"] = traces
+        md += ["## Kernel trace of the decode step (CUPTI, median of the traced graph replays)", "",
+               "B=32, L=16K, qwen3-1.7b; per stage: summed kernel time, its share of the step's span, "
+               "kernels and mean per kernel. Tracing adds to the gaps; the timed steps ran untraced.", ""]
+        for flow, t in traces.items():
+            span = t.get("span_us") or 0.0
+            md += [f"**{flow}**: span {span:.1f} us, no kernel running {t.get('idle_us', 0):.1f} us "
+                   f"({100 * t.get('idle_us', 0) / max(span, 1e-9):.1f} %, {t.get('gaps', 0)} gaps, "
+                   f"median {t.get('median_gap_us', 0):.2f} us), {t.get('kernels', 0)} kernels", "",
+                   "| stage | total us | % of span | kernels | us each |", "|---|---|---|---|---|"]
+            for g in t.get("stages", []):
+                n = max(g.get("count", 0), 1)
+                md.append(f"| {g['name']} | {g['total_us']:.1f} | {100 * g['total_us'] / max(span, 1e-9):.1f} | "
+                          f"{g.get('count', 0)} | {g['total_us'] / n:.2f} |")
+            md.append("")
+
     def target(name, value, goal, ok, unit=""):
         summary["targets"].append({"target": name, "value": value, "goal": goal, "met": ok})
         v = "n/a" if value is None else (f"{value:.2f}{unit}" if isinstance(value, float) else str(value))

@@ -30,6 +30,7 @@
 #include "command_registry.h"
 #include "vortex/core/check.h"
 #include "vortex/core/cuda_allocator.h"
+#include "vortex/core/cuda_check.h"
 #include "vortex/flow/runtime.h"
 #include "vortex/kernels/device_info.h"
 #include "vortex/model/checkpoint.h"
@@ -39,6 +40,8 @@
 #if defined(VORTEX_WITH_CUDA)
 #include <cuda_runtime.h>
 
+#include "cupti_trace.h"
+#include "vortex/core/kernel_timeline.h"
 #include "vortex/model/cuda_model.h"
 #endif
 
@@ -60,6 +63,8 @@ struct DecodeBenchOptions {
   uint64_t seed = 1;
   std::string json;
   bool csv = false;
+  std::string trace;  ///< Chrome trace of `trace_steps` graph-replayed steps (CUPTI)
+  int32_t trace_steps = 3;
   // Sweep mode: non-empty `contexts`.
   std::vector<int32_t> contexts;
   std::vector<int32_t> budgets;  ///< pages kept per row and sparse layer: topk_val + bos + eos
@@ -291,6 +296,91 @@ Status run_step_loop(vortex::CudaModel& model, vortex::KVCache& cache,
   return Status::ok();
 }
 
+nlohmann::json timeline_json(const vortex::KernelTimeline& t, size_t top) {
+  auto groups = [](const std::vector<vortex::KernelTimeline::Group>& gs, size_t n) {
+    nlohmann::json a = nlohmann::json::array();
+    for (size_t i = 0; i < std::min(n, gs.size()); ++i) {
+      a.push_back({{"name", gs[i].name}, {"count", gs[i].count}, {"total_us", gs[i].total_us}});
+    }
+    return a;
+  };
+  return {{"span_us", t.span_us},
+          {"busy_us", t.busy_us},
+          {"idle_us", t.idle_us},
+          {"kernels", t.kernels},
+          {"gaps", t.gaps},
+          {"median_gap_us", t.median_gap_us},
+          {"stages", groups(t.stages, t.stages.size())},
+          {"kernels_by_name", groups(t.by_name, top)}};
+}
+
+/// `steps` more decode steps, one at a time, with CUPTI recording every kernel the GPU ran
+/// (graph replays included): each step summarised (span, idle gaps, time per stage and kernel)
+/// into *out, and all of them written to `path` as a Chrome trace. Tracing adds its own
+/// overhead to the gaps; the timed steps ran before it, untraced.
+Status run_kernel_trace(vortex::CudaModel& model, vortex::KVCache& cache,
+                        std::vector<vortex::PageTable>& tables,
+                        const vortex::flow::SparseConfig* sparse, int32_t steps,
+                        const std::string& path, nlohmann::json* out) {
+  using namespace vortex;
+  VORTEX_ASSIGN_OR_RETURN(std::unique_ptr<tools::KernelTracer> tracer,
+                          tools::KernelTracer::create());
+  const size_t B = tables.size();
+  const std::vector<CudaSampleSpec> specs(B);  // greedy
+  std::vector<int32_t> from_prev(B);
+  for (size_t b = 0; b < B; ++b) from_prev[b] = static_cast<int32_t>(b);
+  std::vector<KernelSpan> all;
+  std::vector<KernelTimeline> timelines;
+  nlohmann::json per_step = nlohmann::json::array();
+  for (int32_t i = 0; i < steps; ++i) {
+    const ForwardBatch batch = decode_batch(tables, cache, sparse, nullptr);
+    VORTEX_RETURN_IF_ERROR(model.plan(batch, specs, from_prev).with_context("plan"));
+    VORTEX_RETURN_IF_ERROR(tracer->begin());
+    VORTEX_RETURN_IF_ERROR(model.launch(cache).with_context("launch"));
+    CudaStepResult r;
+    VORTEX_RETURN_IF_ERROR(model.wait(&r).with_context("wait"));
+    VORTEX_CUDA_RETURN_IF_ERROR(cudaDeviceSynchronize());
+    VORTEX_ASSIGN_OR_RETURN(std::vector<KernelSpan> spans, tracer->end());
+    if (spans.empty()) {
+      return internal_error(
+          "CUPTI recorded no kernel for a decode step (is another profiler "
+          "attached?)");
+    }
+    timelines.push_back(summarize_timeline(spans));
+    nlohmann::json js = timeline_json(timelines.back(), 20);
+    js["graph_replayed"] = r.graph_replayed;
+    per_step.push_back(std::move(js));
+    all.insert(all.end(), spans.begin(), spans.end());
+  }
+  std::ofstream f(path);
+  if (!f) return invalid_argument("cannot write the trace to " + path);
+  f << chrome_trace_json(all);
+  // The step with the median span stands for the run.
+  std::vector<size_t> order(timelines.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return timelines[a].span_us < timelines[b].span_us; });
+  const KernelTimeline& t = timelines[order[order.size() / 2]];
+  fmt::print("\nkernel trace of the median of {} graph-replayed steps (CUPTI; {} kernels):\n",
+             steps, t.kernels);
+  fmt::print("  {:<42} {:8.1f} us\n", "span (first kernel start to last end)", t.span_us);
+  fmt::print("  {:<42} {:8.1f} us {:5.1f}% ({} gaps, median {:.2f} us)\n", "no kernel running",
+             t.idle_us, 100.0 * t.idle_us / std::max(1e-9, t.span_us), t.gaps, t.median_gap_us);
+  for (const KernelTimeline::Group& g : t.stages) {
+    fmt::print("  {:<42} {:8.1f} us {:5.1f}% ({} kernels, {:.2f} us each)\n", g.name, g.total_us,
+               100.0 * g.total_us / std::max(1e-9, t.span_us), g.count,
+               g.total_us / std::max<int64_t>(1, g.count));
+  }
+  fmt::print("  top kernels:\n");
+  for (size_t i = 0; i < std::min<size_t>(8, t.by_name.size()); ++i) {
+    const KernelTimeline::Group& g = t.by_name[i];
+    fmt::print("    {:<60} {:8.1f} us x{}\n", g.name.substr(0, 60), g.total_us, g.count);
+  }
+  fmt::print("Chrome trace of {} steps written to {}\n", steps, path);
+  *out = {{"file", path}, {"steps", per_step}, {"median_step", timeline_json(t, 40)}};
+  return Status::ok();
+}
+
 /// The roofline of BENCHMARKS.md for one measured configuration: weights + KV pages read (K and
 /// V) + page summaries.
 struct Roofline {
@@ -365,7 +455,7 @@ int run_decode_bench(const DecodeBenchOptions& o) {
   CudaModelOptions mo;
   mo.max_batch = o.batch;
   mo.max_tokens = std::max(o.batch, 64);
-  const int32_t extra = o.warmup + o.steps + 4;
+  const int32_t extra = o.warmup + o.steps + 4 + (o.trace.empty() ? 0 : o.trace_steps);
   mo.max_context = o.context + extra + o.page_size;
   mo.graph_buckets = {o.batch};
   fmt::print("vortex bench decode: {}\n", command_line(o));
@@ -466,6 +556,15 @@ int run_decode_bench(const DecodeBenchOptions& o) {
     if (Status s = model->wait(&r); !s.is_ok()) return fail(s, "wait");
   }
 
+  nlohmann::json trace;
+  if (!o.trace.empty()) {
+    if (Status s =
+            run_kernel_trace(*model, *cache, tables, sparse.get(), o.trace_steps, o.trace, &trace);
+        !s.is_ok()) {
+      return fail(s, "kernel trace");
+    }
+  }
+
   // Roofline (BENCHMARKS.md): weights + KV pages read (K and V) + the flow's page summaries
   // (every aux field, e.g. quest's max and min).
   const int32_t sparse_layers = sparse ? count_sparse_layers(layers, o.layers_skip) : 0;
@@ -558,6 +657,7 @@ int run_decode_bench(const DecodeBenchOptions& o) {
                     {"elementwise", profile.elementwise_ms},
                     {"rope_append", profile.rope_append_ms},
                     {"sampling", profile.sampling_ms}};
+  if (!trace.is_null()) j["trace"] = std::move(trace);
   if (!o.json.empty()) {
     std::ofstream f(o.json);
     if (!f) {
@@ -963,6 +1063,14 @@ VORTEX_REGISTER_COMMAND(bench, 60, [](CLI::App& app, int* exit_code) {
   decode->add_option("--seed", opts->seed, "weights and KV seed")->capture_default_str();
   decode->add_option("--json", opts->json, "write the report as JSON here");
   decode->add_flag("--csv", opts->csv, "also print one CSV line (sweep: one per point)");
+  auto* trace = decode->add_option("--trace", opts->trace,
+                                   "after the timed steps, record every kernel of --trace-steps "
+                                   "more graph-replayed steps with CUPTI: per-stage and per-kernel "
+                                   "times and the gaps between kernels (printed, and under "
+                                   "\"trace\" in --json), Chrome trace JSON written here");
+  decode->add_option("--trace-steps", opts->trace_steps, "steps --trace records")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   auto* contexts = decode
                        ->add_option("--contexts", opts->contexts,
                                     "sweep: tokens per request, e.g. 4096,8192,16384,32768 "
@@ -985,6 +1093,7 @@ VORTEX_REGISTER_COMMAND(bench, 60, [](CLI::App& app, int* exit_code) {
                                   "batch shrinks at contexts that do not fit)")
                      ->capture_default_str();
   contexts->excludes(context)->excludes(flow);
+  trace->excludes(contexts);
   budgets->excludes(topk);
   flows->needs(contexts);
   budgets->needs(contexts);
