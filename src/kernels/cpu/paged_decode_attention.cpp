@@ -1,6 +1,6 @@
 // cpu::paged_decode_attention: one query token per request over the paged cache, dense (every page
 // of the request) or over each row's selected pages. Rows (b, h) run in parallel; the G query
-// heads of a row share each K/V load; fp32 online softmax.
+// heads of a row share each K/V load; fp32 online softmax advanced one page tile at a time.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -10,41 +10,72 @@
 #include "parallel_for.h"
 #include "vortex/kernels/cpu/ops.h"
 
+// x86-64: an AVX2 copy of the hot loop beside the baseline one, picked at load time by the CPU
+// (GCC/Clang function multiversioning); the binary still runs on any x86-64.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define VORTEX_CPU_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define VORTEX_CPU_CLONES
+#endif
+
 namespace vortex::cpu {
 namespace {
 
-/// Online-softmax state of the G query heads of one row.
+/// q·k over D dims (one partial sum per SIMD lane under OpenMP's simd pragma).
+inline float dot(const float* a, const float* b, int32_t dim) {
+  float s = 0.0f;
+  VORTEX_SIMD_SUM_S
+  for (int32_t d = 0; d < dim; ++d) s += a[d] * b[d];
+  return s;
+}
+
+/// Online-softmax state of the G query heads of one row, advanced one page tile at a time: the
+/// tile's logits first, then one max update (and rescale of the accumulator) per head and tile,
+/// then the tile's values folded in -- per token only an exp and an axpy.
 struct RowAccumulator {
   int32_t groups, dim;
   std::vector<float> max_logit;  // [G]
   std::vector<float> denom;      // [G]
   std::vector<float> acc;        // [G, D]
+  std::vector<float> logits;     // [P] of the current head and tile
 
-  RowAccumulator(int32_t g, int32_t d)
+  RowAccumulator(int32_t g, int32_t d, int32_t page_size)
       : groups(g),
         dim(d),
         max_logit(static_cast<size_t>(g), -std::numeric_limits<float>::infinity()),
         denom(static_cast<size_t>(g), 0.0f),
-        acc(static_cast<size_t>(g) * d, 0.0f) {}
+        acc(static_cast<size_t>(g) * d, 0.0f),
+        logits(static_cast<size_t>(page_size)) {}
 
-  /// Folds one token (k, v [D]) into every head's running softmax.
-  void add(const float* q, const float* k, const float* v, float scale) {
+  /// Folds `tokens` tokens (k, v [tokens, D]) into every head's running softmax.
+  VORTEX_CPU_CLONES void add_tile(const float* q, const float* k, const float* v, int32_t tokens,
+                                  float scale) {
+    const int32_t D = dim;
     for (int32_t g = 0; g < groups; ++g) {
-      const float* qg = q + static_cast<int64_t>(g) * dim;
-      float dot = 0.0f;
-      for (int32_t d = 0; d < dim; ++d) dot += qg[d] * k[d];
-      const float logit = dot * scale;
-      float* a = acc.data() + static_cast<int64_t>(g) * dim;
-      float& m = max_logit[static_cast<size_t>(g)];
-      if (logit > m) {
-        const float correction = std::exp(m - logit);  // 0 on the first token (m = -inf)
-        denom[static_cast<size_t>(g)] *= correction;
-        for (int32_t d = 0; d < dim; ++d) a[d] *= correction;
-        m = logit;
+      const float* qg = q + static_cast<int64_t>(g) * D;
+      float tile_max = -std::numeric_limits<float>::infinity();
+      for (int32_t t = 0; t < tokens; ++t) {
+        const float logit = dot(qg, k + static_cast<int64_t>(t) * D, D) * scale;
+        logits[static_cast<size_t>(t)] = logit;
+        tile_max = std::max(tile_max, logit);
       }
-      const float p = std::exp(logit - m);
-      denom[static_cast<size_t>(g)] += p;
-      for (int32_t d = 0; d < dim; ++d) a[d] += p * v[d];
+      float* a = acc.data() + static_cast<int64_t>(g) * D;
+      float& m = max_logit[static_cast<size_t>(g)];
+      float& den = denom[static_cast<size_t>(g)];
+      if (tile_max > m) {
+        const float correction = std::exp(m - tile_max);  // 0 on the first tile (m = -inf)
+        den *= correction;
+        VORTEX_SIMD
+        for (int32_t d = 0; d < D; ++d) a[d] *= correction;
+        m = tile_max;
+      }
+      for (int32_t t = 0; t < tokens; ++t) {
+        const float p = std::exp(logits[static_cast<size_t>(t)] - m);
+        den += p;
+        const float* vt = v + static_cast<int64_t>(t) * D;
+        VORTEX_SIMD
+        for (int32_t d = 0; d < D; ++d) a[d] += p * vt[d];
+      }
     }
   }
 
@@ -83,7 +114,7 @@ void paged_decode_attention(const float* q, KVLayerView kv, DType kv_dtype, Page
     const int32_t h = static_cast<int32_t>(row % hkv);
     const float* q_row = q + (b * num_q_heads + static_cast<int64_t>(h) * groups) * dim;  // [G, D]
     float* out_row = out + (b * num_q_heads + static_cast<int64_t>(h) * groups) * dim;    // [G, D]
-    RowAccumulator accum(groups, dim);
+    RowAccumulator accum(groups, dim, kv.page_size);
     std::vector<float> k_tile(static_cast<size_t>(kv.page_size) * dim);  // [P, D]
     std::vector<float> v_tile(static_cast<size_t>(kv.page_size) * dim);  // [P, D]
 
@@ -101,10 +132,7 @@ void paged_decode_attention(const float* q, KVLayerView kv, DType kv_dtype, Page
       const int64_t base = detail::kv_row_offset(kv, page, h, 0);
       detail::load_kv_rows(kv.k, kv_dtype, base, static_cast<int64_t>(tokens) * dim, k_tile.data());
       detail::load_kv_rows(kv.v, kv_dtype, base, static_cast<int64_t>(tokens) * dim, v_tile.data());
-      for (int32_t t = 0; t < tokens; ++t) {
-        accum.add(q_row, k_tile.data() + static_cast<int64_t>(t) * dim,
-                  v_tile.data() + static_cast<int64_t>(t) * dim, scale);
-      }
+      accum.add_tile(q_row, k_tile.data(), v_tile.data(), tokens, scale);
     }
     accum.finish(out_row);
   });
