@@ -255,6 +255,9 @@ Expected<std::unique_ptr<CudaModel>> CudaModel::make(const ModelConfig& config,
     const std::string s = v;
     m.options.weight_prefetch_ctas = s == "on" ? -1 : std::max(0, std::atoi(v));  // off: 0
   }
+  if (const char* v = std::getenv("VORTEX_L2_PREFETCH_SUMMARIES")) {
+    m.options.summary_prefetch_fraction = std::clamp(static_cast<float>(std::atof(v)), 0.0f, 1.0f);
+  }
   if (const char* v = std::getenv("VORTEX_L2_PREFETCH_O")) {
     m.options.attention_prefetches_o = std::string(v) != "side";
   }
@@ -275,7 +278,7 @@ Expected<std::unique_ptr<CudaModel>> CudaModel::make(const ModelConfig& config,
   VORTEX_ASSIGN_OR_RETURN(m.owned_stream, detail::CudaStream::create());
   m.stream = m.owned_stream.get();
   if (m.options.weight_prefetch_ctas < 0) m.options.weight_prefetch_ctas = m.num_sms;
-  if (m.options.weight_prefetch_ctas > 0) {
+  if (m.options.weight_prefetch_ctas > 0 || m.options.summary_prefetch_fraction > 0.0f) {
     VORTEX_ASSIGN_OR_RETURN(m.prefetch_stream, detail::CudaStream::create());
     VORTEX_ASSIGN_OR_RETURN(m.prefetch_fork, detail::CudaEvent::create(false));
     VORTEX_ASSIGN_OR_RETURN(m.prefetch_join, detail::CudaEvent::create(false));

@@ -84,18 +84,46 @@ Status CudaModel::Impl::prepare_gemms(const detail::StepShape& s) {
                        c.vocab_size, hidden, stream);
 }
 
+Expected<cudaStream_t> CudaModel::Impl::fork_prefetch() {
+  cudaStream_t side = prefetch_stream.get();
+  VORTEX_CUDA_RETURN_IF_ERROR(cudaEventRecord(prefetch_fork.get(), stream));
+  VORTEX_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(side, prefetch_fork.get(), 0));
+  prefetch_pending = true;
+  return side;
+}
+
 Status CudaModel::Impl::prefetch_weights(const void* p, size_t bytes) {
   if (options.weight_prefetch_ctas <= 0) return Status::ok();
   static const size_t cap = [] {
     const char* v = std::getenv("VORTEX_L2_PREFETCH_MAX_MB");
     return (v != nullptr ? static_cast<size_t>(std::max(1, std::atoi(v))) : size_t{32}) << 20;
   }();
-  cudaStream_t side = prefetch_stream.get();
-  VORTEX_CUDA_RETURN_IF_ERROR(cudaEventRecord(prefetch_fork.get(), stream));
-  VORTEX_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(side, prefetch_fork.get(), 0));
-  VORTEX_CUDA_RETURN_IF_ERROR(
-      cuda::l2_prefetch(p, std::min(bytes, cap), options.weight_prefetch_ctas, side));
-  prefetch_pending = true;
+  VORTEX_ASSIGN_OR_RETURN(cudaStream_t side, fork_prefetch());
+  return cuda_status(cuda::l2_prefetch(p, std::min(bytes, cap), options.weight_prefetch_ctas, side),
+                     "weight prefetch");
+}
+
+Status CudaModel::Impl::prefetch_summaries(const detail::StepShape& s, const KVCache& cache,
+                                           int32_t layer) {
+  if (!(options.summary_prefetch_fraction > 0.0f)) return Status::ok();
+  for (const detail::DecodeRange& r : s.ranges) {
+    const detail::SparseFlow* f = r.flow;
+    if (f == nullptr || r.count == 0 || f->dense_layer[static_cast<size_t>(layer)] != 0) continue;
+    for (const std::string& name : f->aux_names) {
+      const int32_t field = cache.field_index(name);
+      if (field < 0) continue;
+      const AuxFieldView a = cache.aux(layer, field);
+      if (a.data == nullptr) continue;
+      const AuxFieldSpec& spec = cache.config().aux_fields[static_cast<size_t>(field)];
+      const size_t page_bytes =
+          static_cast<size_t>(config.num_kv_heads) * a.rows * a.cols * dtype_size(spec.dtype);
+      VORTEX_ASSIGN_OR_RETURN(cudaStream_t side, fork_prefetch());
+      VORTEX_RETURN_IF_ERROR(
+          cuda_status(cuda::l2_prefetch_pages(range_pages(r), a.data, page_bytes,
+                                              options.summary_prefetch_fraction, num_sms, side),
+                      "summary prefetch"));
+    }
+  }
   return Status::ok();
 }
 
@@ -178,6 +206,7 @@ Status CudaModel::Impl::enqueue_forward(const detail::StepShape& s, const KVCach
     } else {
       cuda::add_rms_norm(residual_p, proj_p, w.attn_norm, T, c.hidden_size, eps, normed_p, stream);
     }
+    VORTEX_RETURN_IF_ERROR(prefetch_summaries(s, cache, l));  // read after the qkv GEMM + RoPE
     mark(timing, Stage::kGemm);
     VORTEX_RETURN_IF_ERROR(
         gemm->matmul(normed_p, w.qkv, qkv_p, DType::kBF16, T, qkv_width, hidden, 0.0f, stream));

@@ -166,8 +166,9 @@ struct SparseFlow {
   std::unique_ptr<CudaFlowKernels> kernels;
   /// Generated flows: plans with the flow's budget policy (null: the template planner, args).
   std::function<Status(gpu::SparsePlanner&, const PageTableView&, int32_t, cudaStream_t)> plan;
-  bool plan_per_layer = false;  // the budget policy reads `layer`
-  float tolerance = 0.0f;       // approxTopK
+  bool plan_per_layer = false;         // the budget policy reads `layer`
+  float tolerance = 0.0f;              // approxTopK
+  std::vector<std::string> aux_names;  // the flow's page summaries (cache aux fields)
 };
 
 /// A contiguous range of decode rows attended the same way: dense (flow null) or by one flow.
@@ -367,8 +368,15 @@ struct CudaModel::Impl {
   Status run_graph(const detail::StepShape& shape, const KVCache& cache, int32_t page_size,
                    bool* replayed);
   void mark(detail::InflightStep* timing, detail::Stage stage);
+  /// The side stream, made to wait for everything enqueued on `stream` so far.
+  Expected<cudaStream_t> fork_prefetch();
   /// Forks an L2 prefetch of [p, p + bytes) from the stream's current point (no-op when off).
   Status prefetch_weights(const void* p, size_t bytes);
+  /// Forks an L2 prefetch of layer `layer`'s page summaries for every sparse range of the step
+  /// (options.summary_prefetch_fraction; no-op when off).
+  Status prefetch_summaries(const detail::StepShape& s, const KVCache& cache, int32_t layer);
+  /// The page table of one decode range (rebased CSR in the step's metadata).
+  PageTableView range_pages(const detail::DecodeRange& r) const;
   /// Joins the prefetch branch back into the stream (before the step's last kernels finish).
   Status join_prefetch();
 

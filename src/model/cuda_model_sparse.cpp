@@ -185,6 +185,9 @@ Expected<detail::SparseFlow*> CudaModel::Impl::flow_for(const flow::SparseConfig
     if (!dense && f->first_sparse_layer < 0) f->first_sparse_layer = l;
     f->sparse_layers += dense ? 0 : 1;
   }
+  for (const AuxFieldSpec& spec : flow::flow_aux_fields(*sparse->program, 16, config.head_dim)) {
+    f->aux_names.push_back(spec.name);
+  }
   if (f->name == "block_topk" && b.policy == nullptr) {
     const auto fields = flow::flow_aux_fields(*sparse->program, 16, config.head_dim);
     if (fields.size() != 1 || fields[0].rows != 1 || fields[0].cols != config.head_dim) {
@@ -268,6 +271,12 @@ Expected<gpu::SparsePlanner*> CudaModel::Impl::planner_for(size_t range, int32_t
   return &planners.emplace(key, std::move(planner)).first->second;
 }
 
+PageTableView CudaModel::Impl::range_pages(const detail::DecodeRange& r) const {
+  return PageTableView{meta_ptr<int32_t>(r.indptr_offset),
+                       meta_ptr<int32_t>(arrays.page_indices) + r.page_offset,
+                       meta_ptr<int32_t>(arrays.last_page_len) + r.first, r.count};
+}
+
 Status CudaModel::Impl::sparse_attention(const detail::StepShape& s, const KVCache& cache,
                                          int32_t layer, gpu::PagedDecodeAttention* op,
                                          cuda::L2Range prefetch, detail::InflightStep* timing) {
@@ -277,9 +286,7 @@ Status CudaModel::Impl::sparse_attention(const detail::StepShape& s, const KVCac
   for (size_t k = 0; k < s.ranges.size(); ++k) {
     const detail::DecodeRange& r = s.ranges[k];
     if (r.count == 0) continue;
-    const PageTableView pt{meta_ptr<int32_t>(r.indptr_offset),
-                           meta_ptr<int32_t>(arrays.page_indices) + r.page_offset,
-                           meta_ptr<int32_t>(arrays.last_page_len) + r.first, r.count};
+    const PageTableView pt = range_pages(r);
     const auto* q_r = static_cast<const detail::bf16*>(q.data()) + r.first * q_row;
     auto* out_r = static_cast<detail::bf16*>(attn.data()) + r.first * q_row;
     detail::SparseFlow* f = r.flow;

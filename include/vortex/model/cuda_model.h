@@ -60,6 +60,11 @@ struct CudaModelOptions {
   /// CTAs as they finish (true), or from the side branch beside the GEMM (false).
   /// VORTEX_L2_PREFETCH_O=attention|side overrides it.
   bool attention_prefetches_o = true;
+  /// Prefetch into the L2, beside each sparse layer's qkv projection, the page summaries (the
+  /// flow's aux fields) of the first `summary_prefetch_fraction` of every sparse row's pages,
+  /// which the indexer reads next. 0: off. VORTEX_L2_PREFETCH_SUMMARIES=<fraction> overrides it.
+  /// An L2 hint only. Not yet measured (off by default).
+  float summary_prefetch_fraction = 0.0f;
 };
 
 /// How to sample the logits row of one chunk with want_logits, on the device.

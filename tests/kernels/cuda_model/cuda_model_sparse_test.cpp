@@ -464,9 +464,10 @@ TEST(CudaModelSparse, MixedDenseAndSparseRequestsInOneStep) {
   }
 }
 
-// The weight prefetch (L2 hints from a side branch of the step and from the attention kernels'
-// CTAs) changes no value: graph-replayed decode steps of dense and fused sparse rows give logits
-// bitwise equal to those without it, for both ways of prefetching the o projection.
+// The L2 prefetches (weights from a side branch of the step and from the attention kernels' CTAs,
+// page summaries beside the qkv projection) change no value: graph-replayed decode steps of dense
+// and fused sparse rows give logits bitwise equal to those without, for both ways of prefetching
+// the o projection and with the summaries alone.
 TEST(CudaModelSparse, WeightPrefetchChangesNoLogits) {
   VORTEX_SKIP_WITHOUT_GPU();
   const ModelConfig c =
@@ -476,11 +477,13 @@ TEST(CudaModelSparse, WeightPrefetchChangesNoLogits) {
   struct Variant {
     int32_t ctas;
     bool o_by_attention;
+    float summaries;
   };
-  const Variant variants[] = {{0, true}, {-1, true}, {3, false}};
+  const Variant variants[] = {{0, true, 0.0f}, {-1, true, 0.0f}, {3, false, 0.5f}, {0, true, 1.0f}};
   std::vector<std::vector<float>> logits_of;
   for (const Variant& v : variants) {
-    SCOPED_TRACE("prefetch ctas " + std::to_string(v.ctas));
+    SCOPED_TRACE("prefetch ctas " + std::to_string(v.ctas) + ", summaries " +
+                 std::to_string(v.summaries));
     CudaModelOptions opt;
     opt.fused_sparse = CudaModelOptions::FusedSparse::kOn;
     opt.max_batch = 8;
@@ -489,6 +492,7 @@ TEST(CudaModelSparse, WeightPrefetchChangesNoLogits) {
     opt.gemm_autotune = false;  // the same GEMM algorithms in every model
     opt.weight_prefetch_ctas = v.ctas;
     opt.attention_prefetches_o = v.o_by_attention;
+    opt.summary_prefetch_fraction = v.summaries;
     auto model = CudaModel::create_random(c, 2, opt).value();
     KVCache cache = model->create_kv_cache(model->kv_cache_config(16, {&sparse}), 256).value();
     std::vector<PageTable> tables;

@@ -9,6 +9,8 @@
 
 #include <cstddef>
 
+#include "vortex/kvcache/layout.h"
+
 namespace vortex::cuda {
 
 /// A byte range to prefetch into the L2 (p 16-byte aligned; null or empty: none).
@@ -21,5 +23,12 @@ struct L2Range {
 /// 16 KiB chunks). p must be 16-byte aligned; a tail of fewer than 16 bytes is skipped. Returns
 /// the launch error, if any.
 cudaError_t l2_prefetch(const void* p, size_t bytes, int ctas, cudaStream_t stream);
+
+/// Prefetches, for every request b of `pt`, the rows of its first ceil(fraction · n_b) pages in
+/// a per-page pool (page p at pool + p · page_bytes; page_bytes a multiple of 16, at most 1 MiB):
+/// the page summaries an indexer is about to read, in the order it reads them. One-warp CTAs,
+/// requests dealt round robin. Reads the page table on the device (graph-safe).
+cudaError_t l2_prefetch_pages(const PageTableView& pt, const void* pool, size_t page_bytes,
+                              float fraction, int ctas, cudaStream_t stream);
 
 }  // namespace vortex::cuda
