@@ -4,19 +4,10 @@
 
 #include <cstdint>
 
+#include "simd.h"
 #include "vortex/core/check.h"
 #include "vortex/core/dtype.h"
 #include "vortex/kvcache/layout.h"
-
-// `#pragma omp simd` where OpenMP is on (the CPU kernels build with it; GCC's -O2 leaves these
-// loops scalar otherwise), nothing where it is not.
-#if defined(_OPENMP)
-#define VORTEX_SIMD _Pragma("omp simd")
-#define VORTEX_SIMD_SUM_S _Pragma("omp simd reduction(+ : s)")
-#else
-#define VORTEX_SIMD
-#define VORTEX_SIMD_SUM_S
-#endif
 
 namespace vortex::cpu::detail {
 

@@ -10,14 +10,6 @@
 #include "parallel_for.h"
 #include "vortex/kernels/cpu/ops.h"
 
-// x86-64: an AVX2 copy of the hot loop beside the baseline one, picked at load time by the CPU
-// (GCC/Clang function multiversioning); the binary still runs on any x86-64.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define VORTEX_CPU_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define VORTEX_CPU_CLONES
-#endif
-
 namespace vortex::cpu {
 namespace {
 

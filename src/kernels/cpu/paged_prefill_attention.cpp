@@ -1,7 +1,7 @@
 // cpu::paged_prefill_attention: causal attention of a chunk of new tokens over everything cached
 // for the request (prefix pages + the chunk itself, already appended). Per KV head the cached K/V
-// are gathered to fp32 once; query tiles then run as two GEMMs (scores, weighted values) with an
-// exact fp32 softmax between them.
+// are gathered to fp32 once; query tiles then run in parallel, each as two single-threaded GEMMs
+// (scores, weighted values) with an exact fp32 softmax between them.
 #include <cblas.h>
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kv_access.h"
+#include "parallel_for.h"
 #include "vortex/kernels/cpu/ops.h"
 
 namespace vortex::cpu {
@@ -29,6 +30,20 @@ void gather_head(const void* pool, DType kv_dtype, const KVLayerView& kv, const 
   }
 }
 
+/// s[0, visible) = softmax(s[0, visible)) in exact fp32; s[visible, keys) = 0 (the causal mask).
+void softmax_prefix(float* s, int64_t visible, int64_t keys) {
+  float mx = s[0];
+  for (int64_t j = 1; j < visible; ++j) mx = std::max(mx, s[j]);
+  float sum = 0.0f;
+  for (int64_t j = 0; j < visible; ++j) {
+    s[j] = std::exp(s[j] - mx);
+    sum += s[j];
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t j = 0; j < visible; ++j) s[j] *= inv;
+  for (int64_t j = visible; j < keys; ++j) s[j] = 0.0f;
+}
+
 }  // namespace
 
 void paged_prefill_attention(const float* q, KVLayerView kv, DType kv_dtype, const int32_t* pages,
@@ -38,45 +53,40 @@ void paged_prefill_attention(const float* q, KVLayerView kv, DType kv_dtype, con
   const int64_t dim = kv.head_dim;
   VORTEX_CHECK(hkv > 0 && dim > 0 && num_q_heads % hkv == 0 && start >= 0 && n >= 0);
   if (n == 0) return;
+  detail::blas_in_caller_thread();
   const int64_t groups = num_q_heads / hkv;
   const int64_t total = start + n;
   std::vector<float> k_head(static_cast<size_t>(total * dim));  // [total, D]
   std::vector<float> v_head(static_cast<size_t>(total * dim));  // [total, D]
-  const int64_t max_rows = kQueryTile * groups;
-  std::vector<float> q_tile(static_cast<size_t>(max_rows * dim));  // [tile * G, D]
-  std::vector<float> o_tile(static_cast<size_t>(max_rows * dim));  // [tile * G, D]
-  std::vector<float> scores;                                       // [tile * G, keys]
+  const int64_t tiles = (n + kQueryTile - 1) / kQueryTile;
+  // Per head: two GEMMs per query tile over keys [0, start + i0 + tile).
+  const int64_t work = 2 * groups * dim * n * (start + (n + 1) / 2);
 
   for (int32_t h = 0; h < hkv; ++h) {
     gather_head(kv.k, kv_dtype, kv, pages, h, total, k_head.data());
     gather_head(kv.v, kv_dtype, kv, pages, h, total, v_head.data());
-    for (int64_t i0 = 0; i0 < n; i0 += kQueryTile) {
+    // Tiles in parallel, the longest (last) first; each thread keeps its scratch across calls.
+    detail::parallel_for(tiles, work, [&](int64_t t) {
+      thread_local std::vector<float> q_tile, o_tile, scores;
+      const int64_t i0 = (tiles - 1 - t) * kQueryTile;
       const int64_t tile = std::min(kQueryTile, n - i0);
       const int64_t rows = tile * groups;      // row (i, g): token i0 + i, query head h * G + g
       const int64_t keys = start + i0 + tile;  // causal bound of the tile's last token
+      q_tile.resize(static_cast<size_t>(rows * dim));
+      o_tile.resize(static_cast<size_t>(rows * dim));
+      scores.resize(static_cast<size_t>(rows * keys));
       for (int64_t i = 0; i < tile; ++i) {
         const float* src = q + ((i0 + i) * num_q_heads + h * groups) * dim;  // [G, D]
         std::copy(src, src + groups * dim, q_tile.begin() + i * groups * dim);
       }
-      scores.resize(static_cast<size_t>(rows * keys));
       // scores [rows, keys] = scale · q_tile · k_headᵀ
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows),
                   static_cast<blasint>(keys), static_cast<blasint>(dim), scale, q_tile.data(),
                   static_cast<blasint>(dim), k_head.data(), static_cast<blasint>(dim), 0.0f,
                   scores.data(), static_cast<blasint>(keys));
       for (int64_t r = 0; r < rows; ++r) {
-        float* s = scores.data() + r * keys;
         const int64_t visible = start + i0 + r / groups + 1;  // keys [0, visible)
-        float mx = s[0];
-        for (int64_t j = 1; j < visible; ++j) mx = std::max(mx, s[j]);
-        float sum = 0.0f;
-        for (int64_t j = 0; j < visible; ++j) {
-          s[j] = std::exp(s[j] - mx);
-          sum += s[j];
-        }
-        const float inv = 1.0f / sum;
-        for (int64_t j = 0; j < visible; ++j) s[j] *= inv;
-        for (int64_t j = visible; j < keys; ++j) s[j] = 0.0f;
+        softmax_prefix(scores.data() + r * keys, visible, keys);
       }
       // o_tile [rows, D] = scores · v_head[0:keys]
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
@@ -87,7 +97,7 @@ void paged_prefill_attention(const float* q, KVLayerView kv, DType kv_dtype, con
         float* dst = out + ((i0 + i) * num_q_heads + h * groups) * dim;  // [G, D]
         std::copy(o_tile.begin() + i * groups * dim, o_tile.begin() + (i + 1) * groups * dim, dst);
       }
-    }
+    });
   }
 }
 

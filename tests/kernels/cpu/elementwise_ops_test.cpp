@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "vortex/kernels/cpu/ops.h"
@@ -34,7 +35,13 @@ double rel_l2(const std::vector<float>& a, const std::vector<double>& ref) {
 
 TEST(CpuMatmul, MatchesBruteForceWithAndWithoutBias) {
   std::mt19937 rng(1);
-  for (auto [n, m, k] : {std::tuple{1, 7, 5}, {3, 16, 64}, {17, 33, 129}, {64, 1, 3}, {2, 5, 1}}) {
+  // Every row count of the streaming kernel (1..24: groups of eight, each R) and the sliced sgemm
+  // above it; m with partial blocks and weight-row tiles, k with a tail past the 8-wide vectors;
+  // shapes big enough to run on several threads.
+  std::vector<std::tuple<int, int, int>> shapes = {{1, 7, 5},  {3, 16, 64}, {17, 33, 129},
+                                                   {64, 1, 3}, {2, 5, 1},   {40, 97, 70}};
+  for (int n = 1; n <= 26; ++n) shapes.emplace_back(n, 70 + n, n % 2 == 0 ? 131 : 64);
+  for (auto [n, m, k] : shapes) {
     auto x = random_vec(static_cast<size_t>(n * k), rng);
     auto w = random_vec(static_cast<size_t>(m * k), rng);
     auto bias = random_vec(static_cast<size_t>(m), rng);
@@ -53,6 +60,31 @@ TEST(CpuMatmul, MatchesBruteForceWithAndWithoutBias) {
         }
       }
       EXPECT_LT(rel_l2(y, ref), 1e-5) << n << "x" << m << "x" << k << " bias " << with_bias;
+    }
+  }
+}
+
+// Up to 24 rows each y element is one fixed sequence of fused multiply-adds whatever the other rows
+// are: a request's logits do not depend on the batch it decodes in.
+TEST(CpuMatmul, FewRowsAreBatchInvariant) {
+  std::mt19937 rng(3);
+  const int m = 301, k = 203;
+  auto w = random_vec(static_cast<size_t>(m * k), rng);
+  auto bias = random_vec(static_cast<size_t>(m), rng);
+  auto x = random_vec(static_cast<size_t>(24 * k), rng);
+  std::vector<std::vector<float>> alone(24);
+  for (int r = 0; r < 24; ++r) {
+    alone[static_cast<size_t>(r)] = poisoned(static_cast<size_t>(m));
+    matmul(x.data() + r * k, w.data(), bias.data(), 1, m, k, alone[static_cast<size_t>(r)].data());
+  }
+  for (int n = 2; n <= 24; ++n) {
+    auto y = poisoned(static_cast<size_t>(n * m));
+    matmul(x.data(), w.data(), bias.data(), n, m, k, y.data());
+    for (int r = 0; r < n; ++r) {
+      for (int c = 0; c < m; ++c) {
+        ASSERT_EQ(y[static_cast<size_t>(r * m + c)], alone[static_cast<size_t>(r)][c])
+            << "n " << n << " row " << r << " col " << c;
+      }
     }
   }
 }

@@ -10,7 +10,8 @@
 
 namespace vortex::cpu {
 
-/// y[n, m] = x[n, k] · w[m, k]ᵀ (+ bias[m] when non-null). BLAS-backed, multi-threaded.
+/// y[n, m] = x[n, k] · w[m, k]ᵀ (+ bias[m] when non-null). Multi-threaded (OpenMP): a streaming
+/// kernel for few rows (decode reads each weight once), single-threaded OpenBLAS slices above.
 void matmul(const float* x, const float* w, const float* bias, int64_t n, int64_t m, int64_t k,
             float* y);
 
