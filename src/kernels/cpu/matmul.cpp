@@ -12,6 +12,7 @@
 
 #include "parallel_for.h"
 #include "simd.h"
+#include "vec8.h"
 #include "vortex/core/check.h"
 #include "vortex/kernels/cpu/ops.h"
 
@@ -31,20 +32,11 @@ void blas_in_caller_thread() {
 
 namespace {
 
+using detail::load8;
+using detail::V8;
+
 constexpr int64_t kStreamRows = 24;  // x rows up to which w is streamed instead of packed
 constexpr int64_t kBlock = 32;       // output features per work item of the streaming kernel
-
-// Eight fp32 lanes (GCC vector extension): AVX2 registers in the x86-64-v3 clone, two SSE ones
-// in the baseline. The helpers taking or returning them are always inlined, so no call crosses
-// the baseline ABI (GCC's -Wpsabi note about it does not apply).
-#pragma GCC diagnostic ignored "-Wpsabi"
-using V8 = float __attribute__((vector_size(32)));
-
-[[gnu::always_inline]] inline V8 load8(const float* p) {
-  V8 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
 
 /// out[r][j] = x[r, :] · w[j, :] for R x rows and J consecutive weight rows (row length k): J
 /// weight vectors are loaded once per 8 columns and reused by every x row, R·J accumulators
