@@ -10,6 +10,7 @@
 
 #include "kv_access.h"
 #include "parallel_for.h"
+#include "vec8.h"
 #include "vortex/kernels/cpu/ops.h"
 
 namespace vortex::cpu {
@@ -30,18 +31,37 @@ void gather_head(const void* pool, DType kv_dtype, const KVLayerView& kv, const 
   }
 }
 
-/// s[0, visible) = softmax(s[0, visible)) in exact fp32; s[visible, keys) = 0 (the causal mask).
-void softmax_prefix(float* s, int64_t visible, int64_t keys) {
+/// s[0, visible) = softmax(s[0, visible)) in fp32 (exp8: within 2 ulp of e^x); s[visible, keys) =
+/// 0 (the causal mask). Eight lanes at a time; the max and the sum take a fixed lane order.
+VORTEX_CPU_CLONES void softmax_prefix(float* s, int64_t visible, int64_t keys) {
+  const int64_t whole = visible / 8 * 8;
   float mx = s[0];
-  for (int64_t j = 1; j < visible; ++j) mx = std::max(mx, s[j]);
-  float sum = 0.0f;
-  for (int64_t j = 0; j < visible; ++j) {
+  if (whole > 0) {
+    detail::V8 m8 = detail::load8(s);
+    for (int64_t j = 8; j < whole; j += 8) {
+      const detail::V8 x = detail::load8(s + j);
+      m8 = x > m8 ? x : m8;
+    }
+    mx = detail::hmax8(m8);
+  }
+  for (int64_t j = whole; j < visible; ++j) mx = std::max(mx, s[j]);
+  const detail::V8 mv = detail::splat8(mx);
+  detail::V8 sum8{};
+  for (int64_t j = 0; j < whole; j += 8) {
+    const detail::V8 e = detail::exp8(detail::load8(s + j) - mv);
+    detail::store8(s + j, e);
+    sum8 += e;
+  }
+  float sum = detail::hsum8(sum8);
+  for (int64_t j = whole; j < visible; ++j) {
     s[j] = std::exp(s[j] - mx);
     sum += s[j];
   }
   const float inv = 1.0f / sum;
-  for (int64_t j = 0; j < visible; ++j) s[j] *= inv;
-  for (int64_t j = visible; j < keys; ++j) s[j] = 0.0f;
+  const detail::V8 iv = detail::splat8(inv);
+  for (int64_t j = 0; j < whole; j += 8) detail::store8(s + j, detail::load8(s + j) * iv);
+  for (int64_t j = whole; j < visible; ++j) s[j] *= inv;
+  std::fill(s + visible, s + keys, 0.0f);
 }
 
 }  // namespace
