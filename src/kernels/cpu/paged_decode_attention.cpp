@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "kv_access.h"
@@ -16,6 +17,11 @@ namespace vortex::cpu {
 namespace {
 
 using detail::V8;
+
+/// Pages per task of a split row (1,024 tokens at P = 16).
+constexpr int64_t kChunkPages = 64;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 /// Online-softmax state of the G query heads of one row (b, h), advanced one page tile at a time.
 /// Head vectors are padded with zeros to Dp = D rounded up to 8, so every loop runs on whole
@@ -59,6 +65,16 @@ struct RowAccumulator {
     } else {
       VORTEX_CHECK_MSG(kv_dtype == DType::kF32, "CPU kernels support f32 or bf16 KV");
       add_tile_as(static_cast<const float*>(k), static_cast<const float*>(v), tokens);
+    }
+  }
+
+  /// Partial state for a split row: per head (max logit, denominator, acc [Dp]).
+  void save(float* dst) const {
+    for (int32_t g = 0; g < groups; ++g) {
+      float* p = dst + static_cast<int64_t>(g) * (dim_pad + 2);
+      p[0] = max_logit[static_cast<size_t>(g)];
+      p[1] = denom[static_cast<size_t>(g)];
+      std::copy_n(acc.begin() + static_cast<int64_t>(g) * dim_pad, dim_pad, p + 2);
     }
   }
 
@@ -190,40 +206,66 @@ void paged_decode_attention(const float* q, KVLayerView kv, DType kv_dtype, Page
   if (sel != nullptr) VORTEX_CHECK(sel->num_rows == num_rows);
   const size_t elem = kv_dtype == DType::kBF16 ? 2 : 4;
 
-  // Work estimate: every visited token costs 2·G·D multiply-adds per row.
+  // The pages row (b, h) visits: its selection, or every page of the request.
+  auto row_pages = [&](int64_t row) -> std::pair<const int32_t*, int64_t> {
+    if (sel != nullptr) {
+      return {sel->sel_indices + sel->sel_indptr[row],
+              sel->sel_indptr[row + 1] - sel->sel_indptr[row]};
+    }
+    const int64_t b = row / hkv;
+    return {pt.page_indices + pt.page_indptr[b], pt.page_indptr[b + 1] - pt.page_indptr[b]};
+  };
+  // Split-KV: rows longer than kChunkPages run as several tasks (so a batch of one long request
+  // still fills every core), merged by log-sum-exp. The split depends only on the row's length:
+  // results do not depend on the number of threads or on the rest of the batch.
+  std::vector<int64_t> first_task(static_cast<size_t>(num_rows) + 1, 0);  // row -> its tasks
   int64_t work = 0;
-  for (int64_t b = 0; b < pt.batch_size; ++b) {
-    work += int64_t{pt.page_indptr[b + 1] - pt.page_indptr[b]} * kv.page_size;
+  for (int64_t row = 0; row < num_rows; ++row) {
+    const int64_t count = row_pages(row).second;
+    work += count * kv.page_size;
+    first_task[static_cast<size_t>(row) + 1] =
+        first_task[static_cast<size_t>(row)] + std::max<int64_t>(1, ceil_div(count, kChunkPages));
   }
-  work *= int64_t{2} * num_q_heads * dim;
-  detail::parallel_for(num_rows, work, [&](int64_t row) {
+  work *= int64_t{2} * groups * dim;  // every visited token: 2·G·D multiply-adds
+  const int64_t tasks = first_task.back();
+  const int32_t dim_pad = (dim + 7) / 8 * 8;
+  // Partial states of split rows: per task and head (max logit, denominator, acc [Dp]).
+  const int64_t part_stride = static_cast<int64_t>(groups) * (dim_pad + 2);
+  std::vector<float> parts;
+  if (tasks > num_rows) parts.resize(static_cast<size_t>(tasks * part_stride));
+  std::vector<int64_t> task_row(static_cast<size_t>(tasks));
+  for (int64_t row = 0; row < num_rows; ++row) {
+    for (int64_t t = first_task[static_cast<size_t>(row)];
+         t < first_task[static_cast<size_t>(row) + 1]; ++t) {
+      task_row[static_cast<size_t>(t)] = row;
+    }
+  }
+  const auto* k_pool = static_cast<const char*>(kv.k);
+  const auto* v_pool = static_cast<const char*>(kv.v);
+  const size_t tile_bytes = static_cast<size_t>(kv.page_size) * dim * elem;
+  auto head_offset = [&](int64_t row) {  // [G, D] block of the row's query heads in q and out
+    return ((row / hkv) * num_q_heads + (row % hkv) * groups) * dim;
+  };
+
+  detail::parallel_for(tasks, work, [&](int64_t task) {
+    const int64_t row = task_row[static_cast<size_t>(task)];
     const int64_t b = row / hkv;
     const int32_t h = static_cast<int32_t>(row % hkv);
-    const float* q_row = q + (b * num_q_heads + static_cast<int64_t>(h) * groups) * dim;  // [G, D]
-    float* out_row = out + (b * num_q_heads + static_cast<int64_t>(h) * groups) * dim;    // [G, D]
-    RowAccumulator accum(q_row, groups, dim, kv.page_size, scale);
-
-    // The pages this row visits: its selection, or every page of the request.
-    const int32_t* pages = pt.page_indices + pt.page_indptr[b];
-    int64_t count = pt.page_indptr[b + 1] - pt.page_indptr[b];
-    if (sel != nullptr) {
-      pages = sel->sel_indices + sel->sel_indptr[row];
-      count = sel->sel_indptr[row + 1] - sel->sel_indptr[row];
-    }
-    const auto* k_pool = static_cast<const char*>(kv.k);
-    const auto* v_pool = static_cast<const char*>(kv.v);
-    const size_t tile_bytes = static_cast<size_t>(kv.page_size) * dim * elem;
+    const auto [pages, count] = row_pages(row);
+    const int64_t chunk = task - first_task[static_cast<size_t>(row)];
+    const int64_t begin = chunk * kChunkPages, end = std::min(count, begin + kChunkPages);
+    RowAccumulator accum(q + head_offset(row), groups, dim, kv.page_size, scale);
     auto tile_offset = [&](int64_t i) {
       const int32_t page = pages[i];
       VORTEX_CHECK(page >= 0 && page < kv.num_pages);
       return static_cast<size_t>(detail::kv_row_offset(kv, page, h, 0)) * elem;
     };
-    size_t next = count > 0 ? tile_offset(0) : 0;
-    for (int64_t i = 0; i < count; ++i) {
+    size_t next = begin < end ? tile_offset(begin) : 0;
+    for (int64_t i = begin; i < end; ++i) {
       const size_t base = next;
       // The next tile's K and V are requested while this one computes: page blocks are scattered,
       // so the hardware prefetcher alone leaves one row's loads waiting on memory.
-      if (i + 1 < count) {
+      if (i + 1 < end) {
         next = tile_offset(i + 1);
         for (size_t line = 0; line < tile_bytes; line += 64) {
           __builtin_prefetch(k_pool + next + line);
@@ -233,7 +275,37 @@ void paged_decode_attention(const float* q, KVLayerView kv, DType kv_dtype, Page
       const int32_t tokens = detail::tokens_in_page(i, count, kv.page_size, pt.last_page_len[b]);
       accum.add_tile(k_pool + base, v_pool + base, kv_dtype, tokens);
     }
-    accum.finish(out_row);
+    if (first_task[static_cast<size_t>(row) + 1] - first_task[static_cast<size_t>(row)] == 1) {
+      accum.finish(out + head_offset(row));
+    } else {
+      accum.save(parts.data() + task * part_stride);
+    }
+  });
+  if (tasks == num_rows) return;
+  // Merge the split rows' chunks in chunk order.
+  detail::parallel_for(num_rows, num_rows * part_stride * 4, [&](int64_t row) {
+    const int64_t t0 = first_task[static_cast<size_t>(row)];
+    const int64_t t1 = first_task[static_cast<size_t>(row) + 1];
+    if (t1 - t0 == 1) return;
+    float* o = out + head_offset(row);
+    for (int32_t g = 0; g < groups; ++g) {
+      const int64_t off = static_cast<int64_t>(g) * (dim_pad + 2);
+      float m = -std::numeric_limits<float>::infinity();
+      for (int64_t t = t0; t < t1; ++t) m = std::max(m, parts[t * part_stride + off]);
+      float den = 0.0f;
+      std::vector<float> acc(static_cast<size_t>(dim), 0.0f);
+      for (int64_t t = t0; t < t1; ++t) {
+        const float* p = parts.data() + t * part_stride + off;
+        if (p[1] <= 0.0f) continue;  // a chunk that saw no token
+        const float w = std::exp(p[0] - m);
+        den += p[1] * w;
+        for (int32_t d = 0; d < dim; ++d) acc[static_cast<size_t>(d)] += p[2 + d] * w;
+      }
+      const float inv = den > 0.0f ? 1.0f / den : 0.0f;
+      for (int32_t d = 0; d < dim; ++d) {
+        o[static_cast<int64_t>(g) * dim + d] = acc[static_cast<size_t>(d)] * inv;
+      }
+    }
   });
 }
 

@@ -161,7 +161,9 @@ class CpuDecodeAttention : public ::testing::TestWithParam<DecodeCase> {};
 TEST_P(CpuDecodeAttention, DenseMatchesSoftmaxOverGatheredKv) {
   const DecodeCase c = GetParam();
   std::mt19937 rng(100 + c.page_size * 7 + c.groups);
-  const std::vector<int64_t> lens = {1, 15, 16, 17, 100, 2 * c.page_size + 3, 0};
+  // 66 pages + 3 tokens: a row split over two tasks (64 pages each) and merged.
+  const std::vector<int64_t> lens = {
+      1, 15, 16, 17, 100, 2 * c.page_size + 3, 0, 66 * c.page_size + 3};
   PagedBatch pb = make_batch(lens, c.hkv, c.dim, c.page_size, c.kv_dtype, rng);
   const int32_t hq = c.hkv * c.groups;
   const auto B = static_cast<int64_t>(lens.size());
@@ -183,7 +185,9 @@ TEST_P(CpuDecodeAttention, DenseMatchesSoftmaxOverGatheredKv) {
 TEST_P(CpuDecodeAttention, SparseEqualsDenseWithTheEquivalentMask) {
   const DecodeCase c = GetParam();
   std::mt19937 rng(200 + c.page_size * 7 + c.groups);
-  const std::vector<int64_t> lens = {1, 40, 9 * c.page_size, 5 * c.page_size + 1, 77};
+  // 200 pages: ~80 selected, a split row.
+  const std::vector<int64_t> lens = {
+      1, 40, 9 * c.page_size, 5 * c.page_size + 1, 77, 200 * c.page_size};
   PagedBatch pb = make_batch(lens, c.hkv, c.dim, c.page_size, c.kv_dtype, rng);
   const int32_t hq = c.hkv * c.groups;
   const auto B = static_cast<int64_t>(lens.size());
@@ -228,18 +232,18 @@ TEST_P(CpuDecodeAttention, SparseEqualsDenseWithTheEquivalentMask) {
 TEST_P(CpuDecodeAttention, SelectionOfEveryPageIsBitwiseDense) {
   const DecodeCase c = GetParam();
   std::mt19937 rng(300 + c.page_size);
-  PagedBatch pb =
-      make_batch({3 * c.page_size + 2, 1, 50}, c.hkv, c.dim, c.page_size, c.kv_dtype, rng);
+  PagedBatch pb = make_batch({3 * c.page_size + 2, 1, 50, 130 * c.page_size + 1}, c.hkv, c.dim,
+                             c.page_size, c.kv_dtype, rng);
   const int32_t hq = c.hkv * c.groups;
   std::vector<int32_t> indptr = {0}, indices;
-  for (size_t b = 0; b < 3; ++b) {
+  for (size_t b = 0; b < 4; ++b) {
     for (int32_t h = 0; h < c.hkv; ++h) {
       for (int32_t p : pb.pages_of(b)) indices.push_back(p);
       indptr.push_back(static_cast<int32_t>(indices.size()));
     }
   }
-  SelectionView sel{indptr.data(), indices.data(), 3 * c.hkv};
-  auto q = random_q(3 * hq * c.dim, rng);
+  SelectionView sel{indptr.data(), indices.data(), 4 * c.hkv};
+  auto q = random_q(4 * hq * c.dim, rng);
   std::vector<float> dense(q.size(), kNaN), sparse(q.size(), kNaN);
   paged_decode_attention(q.data(), pb.layer(), c.kv_dtype, pb.pt.view(), nullptr, hq, 0.125f,
                          dense.data());
