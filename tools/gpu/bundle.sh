@@ -35,14 +35,12 @@ if [ "$do_build" = 1 ]; then
   cmake --build "$build_dir" -j2 --target vortex  # cudamodel: `vortex bench decode`
 fi
 
-# The binaries report the SHA CMake saw when it last configured (generated/vortex/version.h);
-# a build after later commits without a reconfigure keeps the old one. Say so: the MANIFEST's
-# git line is the tree's.
+# The binaries report the SHA of the tree they were built from (version.h is refreshed on every
+# build), with "-dirty" when tracked files had uncommitted changes; say so when that is the case.
 built_sha=$(sed -n 's/.*VORTEX_GIT_SHA "\(.*\)".*/\1/p' "$build_dir/generated/vortex/version.h" 2>/dev/null)
 head_sha=$(git rev-parse --short=12 HEAD)
 if [ -n "$built_sha" ] && [ "$built_sha" != "$head_sha" ]; then
-  echo "bundle: note: the binaries report git $built_sha (configured then), the tree is $head_sha;" \
-    "run 'cmake --preset cuda' and rebuild to refresh it" >&2
+  echo "bundle: note: the binaries report git $built_sha, the tree is $head_sha" >&2
 fi
 
 rm -rf "$out"
