@@ -1,6 +1,7 @@
 // CPU decode attention at a model's attention shape: one decode step's worth (every layer) of
 // cpu::paged_decode_attention over B requests of L tokens, dense and over a block_topk-sized
-// selection, bf16 K/V. Median of several runs; ms per step and the KV bytes read per second.
+// selection, bf16 K/V, a distinct K/V pool per layer (read from memory, as in a model step). Median
+// of several runs; ms per step and the KV bytes read per second.
 //   vortex_cpu_bench [--batch B] [--context L] [--layers N] [--kv-heads H] [--q-heads H]
 //                    [--head-dim D] [--page-size P] [--selected S] [--runs R] [--json PATH]
 #include <fmt/format.h>
@@ -16,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "vortex/core/allocator.h"
 #include "vortex/core/dtype.h"
 #include "vortex/kernels/cpu/ops.h"
 #include "vortex/version.h"
@@ -71,11 +73,28 @@ int main(int argc, char** argv) {
   const int32_t P = o.page_size, D = o.head_dim, hkv = o.kv_heads, B = o.batch;
   const int32_t pages_per = (o.context + P - 1) / P, num_pages = B * pages_per;
   const size_t pool = static_cast<size_t>(num_pages) * hkv * P * D;
-  std::vector<uint16_t> k(pool), v(pool);
+  // One K and one V pool per layer, as in the model (a step reads every layer's K/V from memory),
+  // through the engine's allocator (huge pages unless VORTEX_CPU_HUGEPAGES=off); layer 0 is
+  // random, the others copies of it.
   std::mt19937 rng(1);
   std::normal_distribution<float> nd;
-  for (auto& x : k) x = f32_to_bf16(nd(rng));
-  for (auto& x : v) x = f32_to_bf16(nd(rng));
+  std::vector<Buffer> k_pools, v_pools;
+  for (int32_t l = 0; l < o.layers; ++l) {
+    for (auto* pools : {&k_pools, &v_pools}) {
+      auto b = Buffer::allocate(cpu_allocator(), pool * sizeof(uint16_t));
+      if (!b) {
+        fmt::print(stderr, "vortex_cpu_bench: {}\n", b.status().to_string());
+        return 1;
+      }
+      auto* dst = static_cast<uint16_t*>(b->data());
+      if (l == 0) {
+        for (size_t i = 0; i < pool; ++i) dst[i] = f32_to_bf16(nd(rng));
+      } else {
+        std::memcpy(dst, pools->front().data(), pool * sizeof(uint16_t));
+      }
+      pools->push_back(std::move(b).value());
+    }
+  }
   std::vector<int32_t> indptr(static_cast<size_t>(B) + 1), indices(static_cast<size_t>(num_pages));
   std::vector<int32_t> last(static_cast<size_t>(B), o.context - (pages_per - 1) * P);
   for (int32_t b = 0; b <= B; ++b) indptr[static_cast<size_t>(b)] = b * pages_per;
@@ -95,7 +114,6 @@ int main(int argc, char** argv) {
   sel_indptr[static_cast<size_t>(rows)] = static_cast<int32_t>(sel_indices.size());
   std::vector<float> q(static_cast<size_t>(B) * o.q_heads * D), out(q.size());
   for (auto& x : q) x = nd(rng);
-  KVLayerView kv{k.data(), v.data(), num_pages, hkv, P, D};
   const PageTableView pt{indptr.data(), indices.data(), last.data(), B};
   const SelectionView sel{sel_indptr.data(), sel_indices.data(), rows};
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
@@ -109,6 +127,12 @@ int main(int argc, char** argv) {
     for (int32_t r = 0; r < o.runs; ++r) {
       const auto t0 = std::chrono::steady_clock::now();
       for (int32_t l = 0; l < o.layers; ++l) {
+        const KVLayerView kv{k_pools[static_cast<size_t>(l)].data(),
+                             v_pools[static_cast<size_t>(l)].data(),
+                             num_pages,
+                             hkv,
+                             P,
+                             D};
         cpu::paged_decode_attention(q.data(), kv, DType::kBF16, pt, sv, o.q_heads, scale,
                                     out.data());
       }
