@@ -40,6 +40,7 @@ struct ServeBenchArgs {
   std::string device = "auto";
   std::string flow = "dense";
   int topk_val = 30, bos = 1, eos = 1, page_size = 16;
+  std::string kv_dtype = "f32";
   float topk_ratio = 0.0f;
   std::string layers_skip;
   int requests = 8, prompt_len = 256, gen_len = 64;
@@ -104,6 +105,10 @@ int run_offline(const ServeBenchArgs& a, const std::string& cmdline) {
   using namespace vortex;
   auto device = engine::parse_device(a.device);
   if (!device) return fail(device.status());
+  const std::optional<DType> kv_dtype = parse_dtype(a.kv_dtype);
+  if (!kv_dtype || (*kv_dtype != DType::kF32 && *kv_dtype != DType::kBF16)) {
+    return fail(invalid_argument("--kv-dtype must be f32 or bf16, got '" + a.kv_dtype + "'"));
+  }
   // A synthetic model on the GPU generates its weights there: no host checkpoint is built.
   const bool device_weights = device->is_cuda() && a.model.rfind("synthetic:", 0) == 0;
   std::optional<Checkpoint> ck;
@@ -165,6 +170,7 @@ int run_offline(const ServeBenchArgs& a, const std::string& cmdline) {
     if (!model) return fail(model.status());
     engine::CpuBackendOptions bo;
     bo.page_size = a.page_size;
+    bo.kv_dtype = *kv_dtype;
     bo.kv_pages = kv_pages;
     bo.flows = flows->configs();
     bo.model_name = a.model;
@@ -252,6 +258,10 @@ int run_offline(const ServeBenchArgs& a, const std::string& cmdline) {
              percentile(ttft, 50), percentile(ttft, 95));
   fmt::print("  peak KV pages    {} of {}; prefix hit rate {:.3f}; selected pages {:.3f}\n",
              peak_pages, m.kv_pages_total, m.prefix_hit_rate(), sel);
+  // Decode after the last request's first token: every request decoding, no prefill left.
+  const double decode_phase =
+      ttft.empty() ? 0.0 : wall - *std::max_element(ttft.begin(), ttft.end());
+  fmt::print("  decode phase     {:.2f} s after the last first token\n", decode_phase);
   fmt::print(
       "  steps            {} ({} overlapped, {} discarded tokens; overlap {}), {:.3f} ms/step\n",
       m.steps, m.overlapped_steps, m.discarded_tokens, a.overlap ? "on" : "off",
@@ -274,6 +284,8 @@ int run_offline(const ServeBenchArgs& a, const std::string& cmdline) {
                       {"prefix_hit_rate", m.prefix_hit_rate()},
                       {"selected_fraction", sel},
                       {"overlap", a.overlap},
+                      {"kv_dtype", device->is_cuda() ? "bf16" : a.kv_dtype},
+                      {"decode_phase_s", decode_phase},
                       {"steps", m.steps},
                       {"overlapped_steps", m.overlapped_steps},
                       {"discarded_tokens", m.discarded_tokens},
@@ -421,6 +433,10 @@ VORTEX_REGISTER_COMMAND(bench_serve, 61, [](CLI::App& app, int* exit_code) {
   cmd->add_option("--eos", args->eos, "recent pages");
   cmd->add_option("--layers-skip", args->layers_skip, "dense layers, comma list");
   cmd->add_option("--page-size", args->page_size, "P");
+  cmd->add_option(
+      "--kv-dtype", args->kv_dtype,
+      "offline, CPU backend: KV cache dtype f32 (exact, default) or bf16 (half the bytes "
+      "per decode step); the CUDA backend's cache is bf16");
   cmd->add_option("--requests", args->requests, "offline: number of requests");
   cmd->add_option("--prompt-len", args->prompt_len, "prompt tokens (online: words)");
   cmd->add_option("--gen-len", args->gen_len, "generated tokens per request");
