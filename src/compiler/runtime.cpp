@@ -2,6 +2,10 @@
 // cache flow and page selection over the paged KV cache.
 #include "vortex/flow/runtime.h"
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -67,10 +71,8 @@ void read_kv_tile(const KVCache& cache, int32_t layer, bool is_v, int64_t page, 
   const KVLayerView lv = cache.layer(layer);
   const int64_t elems = static_cast<int64_t>(lv.page_size) * lv.head_dim;
   const int64_t off = page_block_offset(page, head, lv.num_kv_heads, elems);
-  const void* base = is_v ? lv.v : lv.k;
-  for (int64_t e = 0; e < elems; ++e) {
-    dst[e] = load_as_f32(base, cache.config().kv_dtype, static_cast<size_t>(off + e));
-  }
+  load_range_as_f32(is_v ? lv.v : lv.k, cache.config().kv_dtype, static_cast<size_t>(off),
+                    static_cast<size_t>(elems), dst);
 }
 
 void read_aux_tile(const KVCache& cache, int32_t layer, int32_t field, int64_t page, int64_t head,
@@ -79,8 +81,7 @@ void read_aux_tile(const KVCache& cache, int32_t layer, int32_t field, int64_t p
   const DType dt = cache.config().aux_fields[static_cast<size_t>(field)].dtype;
   const int64_t elems = static_cast<int64_t>(av.rows) * av.cols;
   const int64_t off = page_block_offset(page, head, cache.config().num_kv_heads, elems);
-  for (int64_t e = 0; e < elems; ++e)
-    dst[e] = load_as_f32(av.data, dt, static_cast<size_t>(off + e));
+  load_range_as_f32(av.data, dt, static_cast<size_t>(off), static_cast<size_t>(elems), dst);
 }
 
 void write_aux_tile(const KVCache& cache, int32_t layer, int32_t field, int64_t page, int64_t head,
@@ -230,57 +231,95 @@ Status select_pages_cpu(const FlowProgram& program, const BudgetParams& budget,
     const int32_t begin = pt.page_indptr[b], end = pt.page_indptr[b + 1];
     if (end < begin)
       return invalid_argument("page_indptr is not monotone at request " + std::to_string(b));
-    const int32_t* row_pages = pt.page_indices + begin;  // [n] physical ids, logical order
-    const int64_t n = end - begin;
-    for (int64_t i = 0; i < n; ++i) {
-      if (row_pages[i] < 0 || row_pages[i] >= cache.num_pages()) {
-        return invalid_argument("request " + std::to_string(b) + " page " + std::to_string(i) +
-                                " has id " + std::to_string(row_pages[i]) +
-                                ", outside the pool of " + std::to_string(cache.num_pages()));
+    for (int32_t i = begin; i < end; ++i) {
+      if (pt.page_indices[i] < 0 || pt.page_indices[i] >= cache.num_pages()) {
+        return invalid_argument("request " + std::to_string(b) + " page " +
+                                std::to_string(i - begin) + " has id " +
+                                std::to_string(pt.page_indices[i]) + ", outside the pool of " +
+                                std::to_string(cache.num_pages()));
       }
     }
+  }
+
+  // Rows (b, h) are scored independently, in parallel; their saved fields are written and their
+  // selections assembled afterwards in row order, so the result is the serial one.
+  struct Row {
+    Status status;
+    std::vector<int64_t> logical;  // selected logical pages, ascending
+    std::vector<compiler::RowScores::Saved> saves;
+  };
+  const int64_t num_rows = static_cast<int64_t>(pt.batch_size) * hkv;
+  std::vector<Row> rows(static_cast<size_t>(num_rows));
+  auto select_row = [&](int64_t r) {
+    Row& row = rows[static_cast<size_t>(r)];
+    const auto b = static_cast<int32_t>(r / hkv);
+    const auto h = static_cast<int32_t>(r % hkv);
+    const int32_t* row_pages = pt.page_indices + pt.page_indptr[b];  // [n] physical, logical order
+    const int64_t n = pt.page_indptr[b + 1] - pt.page_indptr[b];
     const int64_t m = sparse_layer ? budget.budget(n, layer) : n;
-    for (int32_t h = 0; h < hkv; ++h) {
-      std::vector<int64_t> logical;
-      if (compiler::row_is_dense(n, m)) {
-        for (int64_t p = 0; p < n; ++p) logical.push_back(p);
-      } else {
-        const compiler::CandidateRange c = compiler::candidate_range(n, budget.bos, budget.eos);
-        const int64_t k = m - c.first - (n - c.last);  // middle slots
-        std::vector<int64_t> chosen;
-        if (!indexed) {  // streaming: the most recent candidates
-          for (int64_t s = c.size() - k; s < c.size(); ++s) chosen.push_back(s);
-        } else {
-          const compiler::TileReader read = [&](int32_t field, int64_t s, float* dst) {
-            const int64_t page = row_pages[c.first + s];
-            if (field < 0) {
-              read_kv_tile(cache, layer, field == compiler::kFieldV, page, h, dst);
-            } else {
-              read_aux_tile(cache, layer, fields[static_cast<size_t>(field)], page, h, dst);
-            }
-          };
-          const float* qrow = q + (static_cast<int64_t>(b) * num_q_heads + h * G) * D;  // [G, D]
-          VORTEX_ASSIGN_OR_RETURN(
-              compiler::RowScores scores,
-              compiler::run_indexer_plan(*plan, std::span<const float>(qrow, G * D), c.size(), read,
-                                         layer));
-          chosen = compiler::top_candidates(scores.scores, k);
-          for (const auto& saved : scores.saves) {
-            const auto& pf = plan->fields[static_cast<size_t>(saved.field)];
-            const int64_t tile = pf.rows * pf.cols;
-            for (int64_t s = 0; s < c.size(); ++s) {
-              write_aux_tile(cache, layer, fields[static_cast<size_t>(saved.field)],
-                             row_pages[c.first + s], h, saved.values.data() + s * tile);
-            }
-          }
-        }
-        logical = compiler::assemble_row(n, budget.bos, budget.eos, chosen);
-      }
-      for (int64_t p : logical) out->sel_indices.push_back(row_pages[p]);
-      out->sel_indptr.push_back(static_cast<int32_t>(out->sel_indices.size()));
-      out->selected_pages += static_cast<int64_t>(logical.size());
-      out->candidate_pages += n;
+    if (compiler::row_is_dense(n, m)) {
+      for (int64_t p = 0; p < n; ++p) row.logical.push_back(p);
+      return;
     }
+    const compiler::CandidateRange c = compiler::candidate_range(n, budget.bos, budget.eos);
+    const int64_t k = m - c.first - (n - c.last);  // middle slots
+    std::vector<int64_t> chosen;
+    if (!indexed) {  // streaming: the most recent candidates
+      for (int64_t s = c.size() - k; s < c.size(); ++s) chosen.push_back(s);
+    } else {
+      const compiler::TileReader read = [&](int32_t field, int64_t s, float* dst) {
+        const int64_t page = row_pages[c.first + s];
+        if (field < 0) {
+          read_kv_tile(cache, layer, field == compiler::kFieldV, page, h, dst);
+        } else {
+          read_aux_tile(cache, layer, fields[static_cast<size_t>(field)], page, h, dst);
+        }
+      };
+      const float* qrow = q + (static_cast<int64_t>(b) * num_q_heads + h * G) * D;  // [G, D]
+      auto scores = compiler::run_indexer_plan(*plan, std::span<const float>(qrow, G * D), c.size(),
+                                               read, layer);
+      if (!scores) {
+        row.status = scores.status();
+        return;
+      }
+      chosen = compiler::top_candidates(scores->scores, k);
+      row.saves = std::move(scores->saves);
+    }
+    row.logical = compiler::assemble_row(n, budget.bos, budget.eos, chosen);
+  };
+#if defined(_OPENMP)
+  if (indexed && sparse_layer && num_rows > 1 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t r = 0; r < num_rows; ++r) select_row(r);
+  } else {
+    for (int64_t r = 0; r < num_rows; ++r) select_row(r);
+  }
+#else
+  for (int64_t r = 0; r < num_rows; ++r) select_row(r);
+#endif
+
+  for (int64_t r = 0; r < num_rows; ++r) {
+    Row& row = rows[static_cast<size_t>(r)];
+    VORTEX_RETURN_IF_ERROR(row.status);
+    const auto b = static_cast<int32_t>(r / hkv);
+    const auto h = static_cast<int32_t>(r % hkv);
+    const int32_t* row_pages = pt.page_indices + pt.page_indptr[b];
+    const int64_t n = pt.page_indptr[b + 1] - pt.page_indptr[b];
+    if (!row.saves.empty()) {
+      const compiler::CandidateRange c = compiler::candidate_range(n, budget.bos, budget.eos);
+      for (const auto& saved : row.saves) {
+        const auto& pf = plan->fields[static_cast<size_t>(saved.field)];
+        const int64_t tile = pf.rows * pf.cols;
+        for (int64_t s = 0; s < c.size(); ++s) {
+          write_aux_tile(cache, layer, fields[static_cast<size_t>(saved.field)],
+                         row_pages[c.first + s], h, saved.values.data() + s * tile);
+        }
+      }
+    }
+    for (int64_t p : row.logical) out->sel_indices.push_back(row_pages[p]);
+    out->sel_indptr.push_back(static_cast<int32_t>(out->sel_indices.size()));
+    out->selected_pages += static_cast<int64_t>(row.logical.size());
+    out->candidate_pages += n;
   }
   return Status::ok();
 }

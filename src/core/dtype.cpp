@@ -1,6 +1,7 @@
 // Element-type names and the fp16/fp8 conversions (bit-exact, round to nearest even).
 #include "vortex/core/dtype.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace vortex {
@@ -168,6 +169,24 @@ float load_as_f32(const void* data, DType t, size_t i) {
       return static_cast<float>(static_cast<const uint8_t*>(data)[i]);
   }
   return 0.0f;
+}
+
+void load_range_as_f32(const void* data, DType t, size_t first, size_t n, float* out) {
+  switch (t) {
+    case DType::kF32: {
+      const float* src = static_cast<const float*>(data) + first;
+      std::copy(src, src + n, out);
+      return;
+    }
+    case DType::kBF16: {
+      const uint16_t* src = static_cast<const uint16_t*>(data) + first;
+      for (size_t j = 0; j < n; ++j) out[j] = bf16_to_f32(src[j]);
+      return;
+    }
+    default:
+      for (size_t j = 0; j < n; ++j) out[j] = load_as_f32(data, t, first + j);
+      return;
+  }
 }
 
 void store_from_f32(void* data, DType t, size_t i, float v) {

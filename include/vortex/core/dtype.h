@@ -73,5 +73,7 @@ float fp8_e5m2_to_f32(uint8_t v);
 float load_as_f32(const void* data, DType t, size_t i);
 /// Writes fp32 `v` to element `i` of a buffer of `t` (rounding as above).
 void store_from_f32(void* data, DType t, size_t i, float v);
+/// out[j] = element `first + j` of a buffer of `t` as fp32, j < n (one dtype dispatch per call).
+void load_range_as_f32(const void* data, DType t, size_t first, size_t n, float* out);
 
 }  // namespace vortex

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -107,8 +108,19 @@ struct RowAccumulator {
   template <typename T>
   [[gnu::always_inline]] void add_tile_as(const T* k, const T* v, int32_t tokens) {
     if (tokens <= 0) return;
-    widen(k, tokens, k_tile.data());
-    widen(v, tokens, v_tile.data());
+    // fp32 rows without padding are read in place; anything else is widened into the tiles.
+    const float* kt_base = k_tile.data();
+    const float* vt_base = v_tile.data();
+    if constexpr (std::is_same_v<T, float>) {
+      if (dim_pad == dim) {
+        kt_base = k;
+        vt_base = v;
+      }
+    }
+    if (kt_base == k_tile.data()) {
+      widen(k, tokens, k_tile.data());
+      widen(v, tokens, v_tile.data());
+    }
     const int32_t nv = dim_pad / 8;
     for (int32_t g = 0; g < groups; ++g) {
       const float* qg = q.data() + static_cast<int64_t>(g) * dim_pad;
@@ -116,7 +128,7 @@ struct RowAccumulator {
       // Logits, four tokens per pass.
       int32_t t = 0;
       for (; t + 4 <= tokens; t += 4) {
-        const float* k0 = k_tile.data() + static_cast<int64_t>(t) * dim_pad;
+        const float* k0 = kt_base + static_cast<int64_t>(t) * dim_pad;
         V8 a0{}, a1{}, a2{}, a3{};
         for (int32_t c = 0; c < nv; ++c) {
           const V8 qv = detail::load8(qg + 8 * c);
@@ -131,7 +143,7 @@ struct RowAccumulator {
         lg[t + 3] = detail::hsum8(a3);
       }
       for (; t < tokens; ++t) {
-        const float* kt = k_tile.data() + static_cast<int64_t>(t) * dim_pad;
+        const float* kt = kt_base + static_cast<int64_t>(t) * dim_pad;
         V8 a{};
         for (int32_t c = 0; c < nv; ++c) a += detail::load8(qg + 8 * c) * detail::load8(kt + 8 * c);
         lg[t] = detail::hsum8(a);
@@ -168,7 +180,7 @@ struct RowAccumulator {
            r3 = detail::load8(ac + 24);
         for (int32_t i = 0; i < tokens; ++i) {
           const V8 p = detail::splat8(lg[i]);
-          const float* vt = v_tile.data() + static_cast<int64_t>(i) * dim_pad + 8 * c;
+          const float* vt = vt_base + static_cast<int64_t>(i) * dim_pad + 8 * c;
           r0 += p * detail::load8(vt);
           r1 += p * detail::load8(vt + 8);
           r2 += p * detail::load8(vt + 16);
@@ -183,7 +195,7 @@ struct RowAccumulator {
         V8 r = detail::load8(a + 8 * c);
         for (int32_t i = 0; i < tokens; ++i) {
           r += detail::splat8(lg[i]) *
-               detail::load8(v_tile.data() + static_cast<int64_t>(i) * dim_pad + 8 * c);
+               detail::load8(vt_base + static_cast<int64_t>(i) * dim_pad + 8 * c);
         }
         detail::store8(a + 8 * c, r);
       }

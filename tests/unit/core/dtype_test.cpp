@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <random>
+#include <vector>
 
 namespace vortex {
 namespace {
@@ -114,6 +115,23 @@ TEST(DType, LoadStoreRoundTrip) {
   EXPECT_EQ(load_as_f32(f32, DType::kF32, 0), 1.5f);
   EXPECT_EQ(load_as_f32(b16, DType::kBF16, 0), 1.5f);
   EXPECT_EQ(load_as_f32(i32, DType::kI32, 0), 7.0f);
+}
+
+// The bulk read equals element-wise load_as_f32 for every dtype, from an offset.
+TEST(DType, LoadRangeEqualsElementwiseLoads) {
+  const std::vector<float> values = {0.0f, -1.5f, 3.25f, 100.0f, -0.125f, 7.0f, 2.0f, -9.0f, 0.5f};
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kFP8E4M3, DType::kFP8E5M2,
+                  DType::kI32, DType::kI64, DType::kU8}) {
+    std::vector<uint8_t> buf(values.size() * 8);
+    for (size_t i = 0; i < values.size(); ++i) {
+      store_from_f32(buf.data(), t, i, t == DType::kU8 ? std::abs(values[i]) : values[i]);
+    }
+    std::vector<float> got(6, -42.0f);
+    load_range_as_f32(buf.data(), t, 2, 6, got.data());
+    for (size_t j = 0; j < 6; ++j) {
+      EXPECT_EQ(got[j], load_as_f32(buf.data(), t, 2 + j)) << dtype_name(t) << " " << j;
+    }
+  }
 }
 
 }  // namespace
