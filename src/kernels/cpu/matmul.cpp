@@ -1,8 +1,10 @@
 // cpu::matmul: y = x · wᵀ (+ bias), split over the OpenMP team by output features.
-//   n ≤ kStreamRows (decode): a streaming kernel reads each weight row once and dots it with every
-//     x row while it is in L1 -- the step is bound by reading the weights, so nothing is packed
-//     and nothing is read twice.
+//   n ≤ kStreamRows (decode): a streaming kernel reads each weight row from memory once and dots
+//     it with the x rows, eight at a time (later groups find the block in cache) -- the step is
+//     bound by reading the weights, so nothing is packed.
 //   larger n (prefill): each thread runs a single-threaded OpenBLAS sgemm over its slice.
+// 24 is where OpenBLAS's packed kernel caught up on the 2-core EPYC this was measured on
+// (bench/cpu/cpu_gemm_bench.cpp).
 // Every y element is computed by one thread in one fixed order, so results do not depend on the
 // number of threads.
 #include <cblas.h>

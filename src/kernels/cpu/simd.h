@@ -1,7 +1,6 @@
 // Internal to the CPU kernels: the vectorisation switches shared by the hot loops.
-//   VORTEX_SIMD / VORTEX_SIMD_SUM_S  `#pragma omp simd` (with a `+ : s` reduction) where OpenMP is
-//                                    on (the CPU kernels build with it; GCC's -O2 leaves these
-//                                    loops scalar otherwise), nothing where it is not.
+//   VORTEX_SIMD                      `#pragma omp simd` where OpenMP is on (the CPU kernels build
+//                                    with it; GCC's -O2 leaves such loops scalar otherwise).
 //   VORTEX_CPU_CLONES                on x86-64 with GCC, an x86-64-v3 (AVX2 + FMA) copy of the
 //                                    function beside the baseline one, picked at load time by the
 //                                    CPU (function multiversioning); the binary runs on any x86-64.
@@ -9,10 +8,8 @@
 
 #if defined(_OPENMP)
 #define VORTEX_SIMD _Pragma("omp simd")
-#define VORTEX_SIMD_SUM_S _Pragma("omp simd reduction(+ : s)")
 #else
 #define VORTEX_SIMD
-#define VORTEX_SIMD_SUM_S
 #endif
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
