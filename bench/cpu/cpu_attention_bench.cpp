@@ -6,17 +6,18 @@
 //                    [--head-dim D] [--page-size P] [--selected S] [--runs R] [--json PATH]
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
-#include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bench_common.h"
 #include "vortex/core/allocator.h"
 #include "vortex/core/dtype.h"
 #include "vortex/kernels/cpu/ops.h"
@@ -30,42 +31,24 @@ struct Options {
   std::string json;
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace vortex;
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (i + 1 >= argc) {
-      fmt::print(stderr, "vortex_cpu_bench: {} needs a value\n", a);
-      return 2;
-    }
-    const char* v = argv[++i];
-    int32_t* field = a == "--batch"       ? &o.batch
-                     : a == "--context"   ? &o.context
-                     : a == "--layers"    ? &o.layers
-                     : a == "--kv-heads"  ? &o.kv_heads
-                     : a == "--q-heads"   ? &o.q_heads
-                     : a == "--head-dim"  ? &o.head_dim
-                     : a == "--page-size" ? &o.page_size
-                     : a == "--selected"  ? &o.selected
-                     : a == "--runs"      ? &o.runs
-                                          : nullptr;
-    if (a == "--json") {
-      o.json = v;
-    } else if (field != nullptr && std::atoi(v) > 0) {
-      *field = std::atoi(v);
-    } else {
-      fmt::print(stderr, "vortex_cpu_bench: bad option {} {}\n", a, v);
-      return 2;
-    }
-  }
+  const auto positive = CLI::Range(1, std::numeric_limits<int32_t>::max());
+  CLI::App app{"CPU decode attention, one step (every layer) at a model's attention shape"};
+  app.add_option("--batch", o.batch, "requests B")->check(positive);
+  app.add_option("--context", o.context, "tokens per request L")->check(positive);
+  app.add_option("--layers", o.layers, "layers per step")->check(positive);
+  app.add_option("--kv-heads", o.kv_heads, "H_kv")->check(positive);
+  app.add_option("--q-heads", o.q_heads, "H_q")->check(positive);
+  app.add_option("--head-dim", o.head_dim, "D")->check(positive);
+  app.add_option("--page-size", o.page_size, "P")->check(positive);
+  app.add_option("--selected", o.selected, "pages per row of the sparse run")->check(positive);
+  app.add_option("--runs", o.runs, "timed runs")->check(positive);
+  app.add_option("--json", o.json, "write the report as JSON here");
+  CLI11_PARSE(app, argc, argv);
   if (o.q_heads % o.kv_heads != 0) {
     fmt::print(stderr, "vortex_cpu_bench: --q-heads must be a multiple of --kv-heads\n");
     return 2;
@@ -142,7 +125,7 @@ int main(int argc, char** argv) {
     const double tokens = sv == nullptr ? static_cast<double>(B) * o.context
                                         : static_cast<double>(rows) / hkv * s * P;
     const double kv_bytes = tokens * hkv * D * 2 * 2 * o.layers;  // K and V, bf16
-    const double med = median(ms);
+    const double med = bench::median(ms);
     const std::string what = sv == nullptr ? "dense" : fmt::format("{} pages per row", s);
     fmt::print("  {:<22} {:9.2f} ms per step ({:.2f} GB/s of K/V)\n", what, med,
                kv_bytes / (med * 1e-3) / 1e9);
@@ -152,25 +135,17 @@ int main(int argc, char** argv) {
                        {"ms", ms},
                        {"kv_gbps", kv_bytes / (med * 1e-3) / 1e9}});
   }
-  if (!o.json.empty()) {
-    nlohmann::json j = {{"benchmark", "cpu_decode_attention"},
-                        {"git_sha", VORTEX_GIT_SHA},
-                        {"threads", std::thread::hardware_concurrency()},
-                        {"config",
-                         {{"batch", B},
-                          {"context", o.context},
-                          {"layers", o.layers},
-                          {"q_heads", o.q_heads},
-                          {"kv_heads", hkv},
-                          {"head_dim", D},
-                          {"page_size", P}}},
-                        {"results", results}};
-    std::ofstream f(o.json);
-    if (!f) {
-      fmt::print(stderr, "vortex_cpu_bench: cannot write {}\n", o.json);
-      return 1;
-    }
-    f << j.dump(2) << "\n";
-  }
-  return 0;
+  const nlohmann::json report = {{"benchmark", "cpu_decode_attention"},
+                                 {"git_sha", VORTEX_GIT_SHA},
+                                 {"threads", std::thread::hardware_concurrency()},
+                                 {"config",
+                                  {{"batch", B},
+                                   {"context", o.context},
+                                   {"layers", o.layers},
+                                   {"q_heads", o.q_heads},
+                                   {"kv_heads", hkv},
+                                   {"head_dim", D},
+                                   {"page_size", P}}},
+                                 {"results", results}};
+  return bench::write_report("vortex_cpu_bench", o.json, report) ? 0 : 1;
 }

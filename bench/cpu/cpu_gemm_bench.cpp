@@ -11,18 +11,18 @@
 #include <cblas.h>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
-#include <fstream>
 #include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bench_common.h"
 #include "vortex/kernels/cpu/ops.h"
 #include "vortex/version.h"
 
@@ -40,11 +40,6 @@ struct Gemm {
   std::vector<float> w;  // fp32
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 void openblas_matmul(const float* x, const float* w, int64_t n, int64_t m, int64_t k, float* y) {
   const auto N = static_cast<blasint>(n), M = static_cast<blasint>(m), K = static_cast<blasint>(k);
   if (n == 1) {
@@ -59,42 +54,20 @@ void openblas_matmul(const float* x, const float* w, int64_t n, int64_t m, int64
 int main(int argc, char** argv) {
   using namespace vortex;
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (i + 1 >= argc) {
-      fmt::print(stderr, "vortex_cpu_gemm_bench: {} needs a value\n", a);
-      return 2;
-    }
-    const std::string v = argv[++i];
-    int64_t* field = a == "--layers"   ? &o.layers
-                     : a == "--hidden" ? &o.hidden
-                     : a == "--q-dim"  ? &o.q_dim
-                     : a == "--kv-dim" ? &o.kv_dim
-                     : a == "--ffn"    ? &o.ffn
-                     : a == "--vocab"  ? &o.vocab
-                                       : nullptr;
-    if (a == "--json") {
-      o.json = v;
-    } else if (a == "--runs" && std::atoi(v.c_str()) > 0) {
-      o.runs = std::atoi(v.c_str());
-    } else if (a == "--rows") {
-      o.rows.clear();
-      std::stringstream ss(v);
-      for (std::string item; std::getline(ss, item, ',');) {
-        const long long r = std::atoll(item.c_str());
-        if (r <= 0) {
-          fmt::print(stderr, "vortex_cpu_gemm_bench: bad --rows {}\n", v);
-          return 2;
-        }
-        o.rows.push_back(r);
-      }
-    } else if (field != nullptr && std::atoll(v.c_str()) > 0) {
-      *field = std::atoll(v.c_str());
-    } else {
-      fmt::print(stderr, "vortex_cpu_gemm_bench: bad option {} {}\n", a, v);
-      return 2;
-    }
-  }
+  const auto positive = CLI::Range(1, std::numeric_limits<int32_t>::max());
+  CLI::App app{"CPU decode GEMMs, one step at a model's shape: cpu::matmul against OpenBLAS"};
+  app.add_option("--rows", o.rows, "activation rows n, comma-separated")
+      ->delimiter(',')
+      ->check(positive);
+  app.add_option("--layers", o.layers, "layers")->check(positive);
+  app.add_option("--hidden", o.hidden, "hidden size")->check(positive);
+  app.add_option("--q-dim", o.q_dim, "H_q * D")->check(positive);
+  app.add_option("--kv-dim", o.kv_dim, "H_kv * D")->check(positive);
+  app.add_option("--ffn", o.ffn, "MLP width")->check(positive);
+  app.add_option("--vocab", o.vocab, "LM head rows")->check(positive);
+  app.add_option("--runs", o.runs, "timed runs")->check(positive);
+  app.add_option("--json", o.json, "write the report as JSON here");
+  CLI11_PARSE(app, argc, argv);
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> ud(-0.05f, 0.05f);
   std::vector<Gemm> gemms;
@@ -150,7 +123,7 @@ int main(int argc, char** argv) {
                 .count();
         if (r > 0) ms.push_back(t);
       }
-      const double med = median(ms);
+      const double med = bench::median(ms);
       medians.push_back(med);
       const double best = *std::min_element(ms.begin(), ms.end());
       fmt::print("  n={:<4} {:<9} {:9.2f} ms per step, best {:.2f} ({:.1f} GB/s of weights)\n", n,
@@ -164,25 +137,17 @@ int main(int argc, char** argv) {
     }
     fmt::print("  n={:<4} vortex / openblas speed-up {:.2f}x\n", n, medians[0] / medians[1]);
   }
-  if (!o.json.empty()) {
-    nlohmann::json j = {{"benchmark", "cpu_decode_gemms"},
-                        {"git_sha", VORTEX_GIT_SHA},
-                        {"threads", hw},
-                        {"config",
-                         {{"layers", o.layers},
-                          {"hidden", o.hidden},
-                          {"q_dim", o.q_dim},
-                          {"kv_dim", o.kv_dim},
-                          {"ffn", o.ffn},
-                          {"vocab", o.vocab},
-                          {"weight_bytes", weight_bytes}}},
-                        {"results", results}};
-    std::ofstream f(o.json);
-    if (!f) {
-      fmt::print(stderr, "vortex_cpu_gemm_bench: cannot write {}\n", o.json);
-      return 1;
-    }
-    f << j.dump(2) << "\n";
-  }
-  return 0;
+  const nlohmann::json report = {{"benchmark", "cpu_decode_gemms"},
+                                 {"git_sha", VORTEX_GIT_SHA},
+                                 {"threads", hw},
+                                 {"config",
+                                  {{"layers", o.layers},
+                                   {"hidden", o.hidden},
+                                   {"q_dim", o.q_dim},
+                                   {"kv_dim", o.kv_dim},
+                                   {"ffn", o.ffn},
+                                   {"vocab", o.vocab},
+                                   {"weight_bytes", weight_bytes}}},
+                                 {"results", results}};
+  return bench::write_report("vortex_cpu_gemm_bench", o.json, report) ? 0 : 1;
 }

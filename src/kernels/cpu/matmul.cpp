@@ -46,12 +46,7 @@ constexpr int64_t kBlock = 32;       // output features per work item of the str
 template <int R, int J>
 [[gnu::always_inline]] inline void dot_tile(const float* x, const float* w, int64_t k,
                                             float (&out)[R][J]) {
-  V8 acc[R][J];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 4
-    for (int j = 0; j < J; ++j) acc[r][j] = V8{};
-  }
+  V8 acc[R][J] = {};
   int64_t i = 0;
   for (; i + 8 <= k; i += 8) {
     V8 wv[J];
@@ -66,8 +61,7 @@ template <int R, int J>
   }
   for (int r = 0; r < R; ++r) {
     for (int j = 0; j < J; ++j) {
-      float s = 0.0f;
-      for (int lane = 0; lane < 8; ++lane) s += acc[r][j][lane];
+      float s = detail::hsum8(acc[r][j]);
       for (int64_t t = i; t < k; ++t) s += x[r * k + t] * w[j * k + t];
       out[r][j] = s;
     }

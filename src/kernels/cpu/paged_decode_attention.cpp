@@ -305,18 +305,17 @@ void paged_decode_attention(const float* q, KVLayerView kv, DType kv_dtype, Page
       float m = -std::numeric_limits<float>::infinity();
       for (int64_t t = t0; t < t1; ++t) m = std::max(m, parts[t * part_stride + off]);
       float den = 0.0f;
-      std::vector<float> acc(static_cast<size_t>(dim), 0.0f);
+      float* og = o + static_cast<int64_t>(g) * dim;  // accumulates in place, then scaled
+      std::fill(og, og + dim, 0.0f);
       for (int64_t t = t0; t < t1; ++t) {
         const float* p = parts.data() + t * part_stride + off;
         if (p[1] <= 0.0f) continue;  // a chunk that saw no token
         const float w = std::exp(p[0] - m);
         den += p[1] * w;
-        for (int32_t d = 0; d < dim; ++d) acc[static_cast<size_t>(d)] += p[2 + d] * w;
+        for (int32_t d = 0; d < dim; ++d) og[d] += p[2 + d] * w;
       }
       const float inv = den > 0.0f ? 1.0f / den : 0.0f;
-      for (int32_t d = 0; d < dim; ++d) {
-        o[static_cast<int64_t>(g) * dim + d] = acc[static_cast<size_t>(d)] * inv;
-      }
+      for (int32_t d = 0; d < dim; ++d) og[d] *= inv;
     }
   });
 }
